@@ -1,0 +1,48 @@
+# mnist-diffusion: the index of everything that can be run. `make help` lists the targets.
+# Every target sets itself up: the first one creates .venv and installs the package with its dev extras.
+
+PY ?= python3
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# Data root: $MNIST_DIFFUSION_DATA if set, else the shared offline copy beside the repo, else ./data.
+export MNIST_DIFFUSION_DATA ?= $(if $(wildcard ../shared/data/MNIST/raw),$(abspath ../shared/data),$(abspath data))
+
+.DEFAULT_GOAL := help
+.PHONY: help install data verify test test-fast train-smoke train-baseline train-unet clean-runs
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the package (editable) with dev extras
+
+data: $(STAMP) ## get MNIST into the data root (no-op when already there and verified)
+	$(PYTHON) -m mnist_diffusion data fetch
+
+verify: $(STAMP) ## check the four MNIST files' sizes and md5 sums
+	$(PYTHON) -m mnist_diffusion data verify
+
+test: data ## run the whole test suite (what CI runs)
+	$(PYTHON) -m pytest
+
+test-fast: data ## the test suite without the tests marked slow
+	$(PYTHON) -m pytest -m "not slow"
+
+train-smoke: data ## seconds-long end-to-end run of the UNet recipe, into runs/smoke/
+	$(PYTHON) -m mnist_diffusion train --config configs/ddpm_unet.yaml --profile smoke
+
+train-baseline: data ## train the coursework baseline (configs/ddpm_baseline.yaml) into runs/ddpm_baseline/
+	$(PYTHON) -m mnist_diffusion train --config configs/ddpm_baseline.yaml $(if $(wildcard runs/ddpm_baseline/checkpoints/*.pt),--resume)
+
+train-unet: data ## train the project's recipe (configs/ddpm_unet.yaml) into runs/ddpm_unet/
+	$(PYTHON) -m mnist_diffusion train --config configs/ddpm_unet.yaml $(if $(wildcard runs/ddpm_unet/checkpoints/*.pt),--resume)
+
+clean-runs: ## delete scratch runs (runs/); committed results are untouched
+	rm -rf runs

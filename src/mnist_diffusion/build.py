@@ -1,0 +1,44 @@
+"""Turning a Config into objects: the device, the network and the diffusion process."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import Config
+from .ddpm import GaussianDiffusion
+from .errors import UserError
+from .models import build_model
+from .schedules import make_schedule
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks cuda, then mps, then cpu; an explicit device that is not available is a UserError."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {name!r} requested but CUDA is not available here; use --set train.device=auto")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"device {name!r} requested but MPS is not available here; use --set train.device=auto")
+    return device
+
+
+def build_network(config: Config) -> nn.Module:
+    """The network named by ``config.model`` (freshly initialised from the current torch RNG)."""
+    m = config.model
+    return build_model(m.arch, m.channels, blocks_per_level=m.blocks_per_level, dropout=m.dropout)
+
+
+def build_diffusion(config: Config, device: torch.device | str = "cpu") -> GaussianDiffusion:
+    """The DDPM forward process described by ``config.diffusion``, with its tensors on ``device``."""
+    d = config.diffusion
+    schedule = make_schedule(d.schedule, d.T, beta_1=d.beta_1, beta_T=d.beta_T, cosine_s=d.cosine_s)
+    return GaussianDiffusion(schedule, device)

@@ -1,0 +1,113 @@
+"""Command line: ``python -m mnist_diffusion {train,sample,data} ...``.
+
+Problems the user can fix (UserError) are printed as one ``error: ...`` line with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .errors import UserError
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model from a YAML config")
+    p.add_argument("--config", required=True, help="YAML file, e.g. configs/ddpm_unet.yaml")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set optim.lr=1e-3 (repeatable)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint of the run folder")
+    p.add_argument("--profile", choices=("full", "smoke"), default=None,
+                   help="smoke: tiny data/steps, writes under runs/smoke/ (default: $MNIST_DIFFUSION_PROFILE or full)")
+    p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<name> or runs/smoke/<name>)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _add_sample(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sample", help="draw images from a checkpoint into an npz (images: uint8 [N, 28, 28])")
+    p.add_argument("--checkpoint", required=True, type=Path, help="a .pt checkpoint, ema.pt, or a run folder")
+    p.add_argument("--n", type=int, default=64, help="number of images")
+    p.add_argument("--sampler", choices=("ancestral", "ddim"), default="ddim")
+    p.add_argument("--steps", type=int, default=50, help="DDIM steps (ancestral always uses all T)")
+    p.add_argument("--eta", type=float, default=0.0, help="DDIM noise scale (0 = deterministic)")
+    p.add_argument("--variance", choices=("beta", "posterior"), default="beta", help="ancestral sigma_t^2")
+    p.add_argument("--clip-x0", action="store_true", help="clip the estimate of x to [-1, 1] at every step")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
+    p.add_argument("--out", type=Path, default=Path("samples.npz"))
+    p.add_argument("--grid", type=Path, default=None, help="also save the first 64 images as a PNG grid")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="get or check the MNIST files")
+    p.add_argument("action", choices=("fetch", "verify"))
+    p.add_argument("--root", type=Path, default=None, help="data root (default: $MNIST_DIFFUSION_DATA or <repo>/data)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mnist_diffusion", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_train(sub)
+    _add_sample(sub)
+    _add_data(sub)
+    return parser
+
+
+def run_train(args: argparse.Namespace) -> None:
+    from .config import load_config
+    from .paths import active_profile
+    from .train import train
+
+    profile = active_profile(args.profile)
+    config = load_config(args.config, args.overrides, profile=profile)
+    run_dir = train(config, args.out, resume=args.resume, profile=profile, progress=not args.no_progress)
+    print(f"run folder: {run_dir}  (EMA weights: {run_dir / 'ema.pt'})")
+
+
+def run_sample(args: argparse.Namespace) -> None:
+    from .grids import save_grid
+    from .sampling import generate, load_trained, save_samples
+
+    trained = load_trained(args.checkpoint, use_ema=not args.no_ema, device=args.device)
+    options = dict(sampler=args.sampler, steps=args.steps, eta=args.eta, variance=args.variance, clip_x0=args.clip_x0)
+    started = time.perf_counter()
+    images = generate(trained, args.n, batch_size=args.batch_size, seed=args.seed, progress=not args.no_progress, **options)
+    seconds = time.perf_counter() - started
+    meta = {"checkpoint": str(trained.path), "checkpoint_step": trained.step, "weights": trained.weights,
+            "config_name": trained.config.name, "n": args.n, "seed": args.seed, "batch_size": args.batch_size,
+            "sampling_seconds": round(seconds, 3), **options}
+    save_samples(args.out, images, meta)
+    if args.grid:
+        save_grid(images[:64], args.grid)
+    print(f"wrote {args.n} images to {args.out} in {seconds:.1f} s ({json.dumps(options)})")
+
+
+def run_data(args: argparse.Namespace) -> None:
+    from . import data
+
+    if args.action == "fetch":
+        raw = data.fetch(args.root)
+        print(f"MNIST ready and verified in {raw}")
+    else:
+        raw = data.verify(args.root)
+        print(f"MNIST verified: the four files in {raw} have the expected sizes and md5 sums")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"train": run_train, "sample": run_sample, "data": run_data}
+    try:
+        handlers[args.command](args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; resume training with --resume", file=sys.stderr)
+        return 130
+    return 0

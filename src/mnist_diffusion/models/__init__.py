@@ -1,0 +1,32 @@
+"""Networks with the common call signature ``model(x, t)``: x [B, 1, 28, 28], t float [B] in [0, 1]."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import nn
+
+from ..errors import UserError
+from .coursework_cnn import CourseworkCNN
+from .unet import UNet
+
+ARCHITECTURES = ("coursework_cnn", "unet")
+
+
+def build_model(arch: str, channels: Sequence[int], blocks_per_level: int = 1, dropout: float = 0.0) -> nn.Module:
+    """Build a network by name. ``channels`` are the CNN's hidden widths or the UNet's per-level widths."""
+    if not channels or any(c <= 0 for c in channels):
+        raise UserError(f"model.channels must be a non-empty list of positive widths, got {list(channels)}")
+    if arch == "coursework_cnn":
+        return CourseworkCNN(channels=channels)
+    if arch == "unet":
+        return UNet(channels=channels, blocks_per_level=blocks_per_level, dropout=dropout)
+    raise UserError(f"unknown model.arch {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+__all__ = ["ARCHITECTURES", "CourseworkCNN", "UNet", "build_model", "count_parameters"]

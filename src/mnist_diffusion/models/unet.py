@@ -1,0 +1,116 @@
+"""A small UNet for 28x28 images (28 -> 14 -> 7 -> 14 -> 28), sized for a 2-core CPU.
+
+Each resolution level has residual blocks (GroupNorm -> SiLU -> 3x3 conv, twice, with the time embedding
+added between the two convolutions), the encoder's activations are concatenated into the decoder at the
+same resolution (skip connections), and a sinusoidal embedding of t feeds every residual block.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def sinusoidal_embedding(t: Tensor, dim: int, max_period: float = 10_000.0, time_scale: float = 1000.0) -> Tensor:
+    """Transformer-style embedding of t in [0, 1] (scaled by ``time_scale``): float [B, dim] = [cos(w_k s), sin(w_k s)]."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    phase = (t.float() * time_scale)[:, None] * freqs[None, :]
+    return torch.cat([torch.cos(phase), torch.sin(phase)], dim=1)
+
+
+def group_norm(channels: int, max_groups: int) -> nn.GroupNorm:
+    """GroupNorm with the largest group count <= max_groups that divides ``channels``."""
+    groups = math.gcd(channels, max_groups)
+    return nn.GroupNorm(groups, channels)
+
+
+class ResidualBlock(nn.Module):
+    """x -> GN -> SiLU -> conv -> (+ time) -> GN -> SiLU -> dropout -> conv, plus a (1x1 if needed) skip."""
+
+    def __init__(self, c_in: int, c_out: int, time_dim: int, groups: int, dropout: float) -> None:
+        super().__init__()
+        self.norm1 = group_norm(c_in, groups)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.time_proj = nn.Linear(time_dim, c_out)
+        self.norm2 = group_norm(c_out, groups)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: Tensor, time_emb: Tensor) -> Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.time_proj(time_emb)[:, :, None, None]
+        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        return h + self.skip(x)
+
+
+class UNet(nn.Module):
+    """``forward(x, t)``: x [B, 1, 28, 28], t float [B] in [0, 1] -> output [B, 1, 28, 28].
+
+    channels: width of each resolution level (28, 14, 7, ...); blocks_per_level residual blocks per level
+    on each side. The output is eps_hat for the DDPM and x0_hat for cold-diffusion restoration.
+    """
+
+    def __init__(
+        self,
+        channels: Sequence[int] = (16, 32, 64),
+        blocks_per_level: int = 1,
+        time_dim: int | None = None,
+        groups: int = 8,
+        dropout: float = 0.0,
+        in_channels: int = 1,
+    ) -> None:
+        super().__init__()
+        channels = list(channels)
+        time_dim = time_dim or 4 * channels[0]
+        self.embed_dim = channels[0]
+        self.time_mlp = nn.Sequential(nn.Linear(channels[0], time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
+        self.stem = nn.Conv2d(in_channels, channels[0], 3, padding=1)
+
+        block = lambda c_in, c_out: ResidualBlock(c_in, c_out, time_dim, groups, dropout)  # noqa: E731
+        self.down_blocks = nn.ModuleList()
+        self.downsample = nn.ModuleList()
+        c_prev = channels[0]
+        for level, c in enumerate(channels):
+            self.down_blocks.append(nn.ModuleList(block(c_prev if i == 0 else c, c) for i in range(blocks_per_level)))
+            c_prev = c
+            if level < len(channels) - 1:
+                self.downsample.append(nn.Conv2d(c, c, 3, stride=2, padding=1))
+        self.middle = block(c_prev, c_prev)
+        self.up_blocks = nn.ModuleList()
+        self.upsample = nn.ModuleList()
+        for level in reversed(range(len(channels))):
+            c = channels[level]
+            self.up_blocks.append(
+                nn.ModuleList(block((c_prev + c) if i == 0 else c, c) for i in range(blocks_per_level))
+            )
+            c_prev = c
+            if level > 0:
+                self.upsample.append(nn.Conv2d(c, channels[level - 1], 3, padding=1))
+                c_prev = channels[level - 1]
+        self.out_norm = group_norm(channels[0], groups)
+        self.out_conv = nn.Conv2d(channels[0], in_channels, 3, padding=1)
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        emb = self.time_mlp(sinusoidal_embedding(t, self.embed_dim))
+        h = self.stem(x)
+        skips = []
+        for level, blocks in enumerate(self.down_blocks):
+            for blk in blocks:
+                h = blk(h, emb)
+            skips.append(h)
+            if level < len(self.downsample):
+                h = self.downsample[level](h)
+        h = self.middle(h, emb)
+        for level, blocks in enumerate(self.up_blocks):
+            h = torch.cat([h, skips.pop()], dim=1)
+            for blk in blocks:
+                h = blk(h, emb)
+            if level < len(self.upsample):
+                h = self.upsample[level](F.interpolate(h, scale_factor=2.0, mode="nearest"))
+        return self.out_conv(F.silu(self.out_norm(h)))

@@ -1,0 +1,60 @@
+"""Ancestral sampling of the DDPM (Ho et al. 2020, Algorithm 2; Prince eq. 18.x).
+
+For t = T, ..., 1:
+
+    z_{t-1} = ( z_t - beta_t / sqrt(1 - alpha_t) * g(z_t, t) ) / sqrt(1 - beta_t) + sigma_t * eps,   eps ~ N(0, I)
+
+with no noise on the last step (t = 1). Two standard choices of sigma_t^2: ``"beta"`` (sigma_t^2 = beta_t,
+Ho et al.'s default and the coursework's) and ``"posterior"`` (the variance of q(z_{t-1} | z_t, x)).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from ..ddpm import GaussianDiffusion
+from ..errors import UserError
+from .common import SampleResult, make_generator, record, start_noise, steps_bar
+
+VARIANCES = ("beta", "posterior")
+
+
+@torch.inference_mode()
+def ancestral_sample(
+    model: nn.Module,
+    diffusion: GaussianDiffusion,
+    n: int,
+    *,
+    seed: int = 0,
+    variance: str = "beta",
+    clip_x0: bool = False,
+    return_steps: Iterable[int] = (),
+    progress: bool = False,
+) -> SampleResult:
+    """Draw ``n`` images by running the learned reverse process over all T steps.
+
+    The whole batch moves together (one network call per step); randomness comes from one generator
+    seeded with ``seed`` on the diffusion's device, so the same seed gives the same images.
+    ``return_steps``: the t in {0..T} whose z_t to keep (T is the starting noise, 0 the output).
+    """
+    if variance not in VARIANCES:
+        raise UserError(f"unknown ancestral variance {variance!r}; choose one of {', '.join(VARIANCES)}")
+    device = diffusion.device
+    sigma = (diffusion.beta if variance == "beta" else diffusion.posterior_variance).sqrt()
+    generator = make_generator(seed, device)
+    wanted = set(return_steps)
+    trajectory: dict = {}
+    z = start_noise(n, generator, device)
+    record(trajectory, wanted, diffusion.T, z)
+    for t in steps_bar(range(diffusion.T, 0, -1), diffusion.T, progress, "ancestral"):
+        t_batch = torch.full((n,), t, device=device, dtype=torch.long)
+        eps_hat, _ = diffusion.denoise(model, z, t_batch, clip_x0)
+        beta_t = diffusion.beta[t]
+        z = (z - beta_t / diffusion.sqrt_one_minus_alpha[t] * eps_hat) / (1 - beta_t).sqrt()
+        if t > 1:
+            z = z + sigma[t] * torch.randn(z.shape, generator=generator, device=device)
+        record(trajectory, wanted, t - 1, z)
+    return SampleResult(images=z.clamp(-1, 1), trajectory=trajectory)

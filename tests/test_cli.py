@@ -1,0 +1,74 @@
+"""End to end through the command line: smoke training, then sampling into the project's npz format."""
+
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from mnist_diffusion.sampling import load_trained
+
+
+def run_cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "mnist_diffusion", *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_smoke_train_then_sample_makes_a_valid_npz_within_a_minute(mnist_root, tmp_path):
+    started = time.perf_counter()
+    trained = run_cli("train", "--config", "configs/ddpm_unet.yaml", "--profile", "smoke", "--out", str(tmp_path / "run"),
+                      "--no-progress")
+    assert trained.returncode == 0, trained.stderr
+    out = tmp_path / "samples.npz"
+    sampled = run_cli("sample", "--checkpoint", str(tmp_path / "run"), "--n", "20", "--sampler", "ddim", "--steps", "5",
+                      "--seed", "3", "--batch-size", "8", "--out", str(out), "--grid", str(tmp_path / "grid.png"))
+    assert sampled.returncode == 0, sampled.stderr
+    elapsed = time.perf_counter() - started
+    assert elapsed < 60, f"smoke train + sample took {elapsed:.0f} s"
+    with np.load(out) as npz:
+        images, meta = npz["images"], json.loads(str(npz["meta"]))
+    assert images.dtype == np.uint8 and images.shape == (20, 28, 28)
+    assert images.std() > 0
+    assert meta["sampler"] == "ddim" and meta["steps"] == 5 and meta["seed"] == 3 and meta["weights"] == "ema"
+    assert (tmp_path / "grid.png").is_file()
+
+    again = tmp_path / "again.npz"
+    assert run_cli("sample", "--checkpoint", str(tmp_path / "run" / "ema.pt"), "--n", "20", "--steps", "5",
+                   "--seed", "3", "--batch-size", "8", "--out", str(again), "--no-progress").returncode == 0
+    with np.load(again) as npz:
+        assert np.array_equal(npz["images"], images), "same checkpoint and seed must give the same images"
+    trained_model = load_trained(tmp_path / "run" / "ema.pt", device="cpu")
+    assert trained_model.step == 20 and trained_model.config.name == "ddpm_unet"
+
+
+@pytest.mark.slow
+def test_ancestral_sampling_from_the_command_line(mnist_root, tmp_path):
+    run = tmp_path / "run"
+    assert run_cli("train", "--config", "configs/ddpm_baseline.yaml", "--profile", "smoke", "--out", str(run),
+                   "--set", "diffusion.T=50", "--no-progress").returncode == 0
+    out = tmp_path / "s.npz"
+    result = run_cli("sample", "--checkpoint", str(run), "--n", "4", "--sampler", "ancestral", "--variance", "posterior",
+                     "--out", str(out), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    with np.load(out) as npz:
+        assert npz["images"].shape == (4, 28, 28)
+
+
+@pytest.mark.parametrize("args, expected", [
+    (("sample", "--checkpoint", "does/not/exist.pt"), "error: checkpoint does/not/exist.pt not found"),
+    (("train", "--config", "configs/missing.yaml"), "error: config file configs/missing.yaml not found"),
+])
+def test_user_errors_are_one_line(args, expected):
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert result.stderr.strip() == expected or result.stderr.strip().startswith(expected)
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_file_that_is_not_a_checkpoint_is_rejected(tmp_path):
+    bogus = tmp_path / "bogus.pt"
+    bogus.write_bytes(b"not a checkpoint at all")
+    result = run_cli("sample", "--checkpoint", str(bogus), "--out", str(tmp_path / "x.npz"))
+    assert result.returncode == 2 and result.stderr.startswith("error: cannot read checkpoint")

@@ -1,0 +1,84 @@
+"""The two networks: interface, the coursework architecture's details, and the UNet's resolutions."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from mnist_diffusion.errors import UserError
+from mnist_diffusion.models import CourseworkCNN, UNet, build_model, count_parameters
+
+
+@pytest.mark.parametrize("model", [CourseworkCNN(), UNet()], ids=["cnn", "unet"])
+def test_interface_shapes_and_time_dependence(model):
+    torch.manual_seed(0)
+    x = torch.randn(3, 1, 28, 28)
+    out0 = model(x, torch.zeros(3))
+    out1 = model(x, torch.full((3,), 0.5))
+    assert out0.shape == (3, 1, 28, 28)
+    assert not torch.allclose(out0, out1), "the output must depend on t"
+    out0.square().mean().backward()
+    unused = [name for name, p in model.named_parameters() if p.grad is None]
+    assert not unused, f"parameters receive no gradient: {unused}"
+
+
+def test_coursework_cnn_architecture_is_faithful():
+    model = CourseworkCNN()
+    convs = [b.conv for b in model.blocks]
+    assert [(c.in_channels, c.out_channels, c.kernel_size) for c in convs] == [
+        (1, 16, (7, 7)), (16, 32, (7, 7)), (32, 32, (7, 7)), (32, 16, (7, 7))]
+    assert [b.norm.normalized_shape for b in model.blocks] == [(16, 28, 28), (32, 28, 28), (32, 28, 28), (16, 28, 28)]
+    assert all(isinstance(b.act, nn.GELU) for b in model.blocks)
+    assert (model.final.in_channels, model.final.out_channels, model.final.kernel_size) == (16, 1, (3, 3))
+    linears = [m for m in model.time_mlp if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(32, 128), (128, 128), (128, 128), (128, 16)]
+    expected = [0.0] + [2 * math.pi * 1.5**i for i in range(15)]
+    torch.testing.assert_close(model.frequencies, torch.tensor(expected))
+
+
+def test_coursework_time_features_are_sin_and_cos_minus_one():
+    model = CourseworkCNN()
+    t = torch.tensor([0.0, 0.25, 1.0])
+    features = model.time_features(t)
+    assert features.shape == (3, 32)
+    for i, ti in enumerate(t.tolist()):
+        w = model.frequencies.tolist()
+        torch.testing.assert_close(features[i, :16], torch.tensor([math.sin(wk * ti) for wk in w]), atol=1e-4, rtol=0)
+        torch.testing.assert_close(features[i, 16:], torch.tensor([math.cos(wk * ti) - 1 for wk in w]), atol=1e-4, rtol=0)
+    assert torch.all(features[0] == 0), "t = 0 encodes to all zeros"
+
+
+def test_unet_goes_28_14_7_and_back():
+    model = UNet(channels=(16, 32, 64))
+    seen = {}
+    model.middle.register_forward_hook(lambda m, i, o: seen.update(middle=o.shape))
+    for k, blocks in enumerate(model.down_blocks):
+        blocks[-1].register_forward_hook(lambda m, i, o, k=k: seen.update({f"down{k}": o.shape}))
+    model(torch.randn(2, 1, 28, 28), torch.rand(2))
+    assert seen["down0"] == (2, 16, 28, 28)
+    assert seen["down1"] == (2, 32, 14, 14)
+    assert seen["down2"] == (2, 64, 7, 7)
+    assert seen["middle"] == (2, 64, 7, 7)
+
+
+def test_unet_time_embedding_reaches_every_residual_block():
+    model = UNet(channels=(8, 16, 32), groups=4)
+    blocks = [b for b in model.modules() if b.__class__.__name__ == "ResidualBlock"]
+    assert len(blocks) == 7  # 3 down + middle + 3 up
+    assert all(b.time_proj.in_features == model.time_mlp[-1].out_features for b in blocks)
+
+
+def test_build_model_and_parameter_counts():
+    cnn = build_model("coursework_cnn", [16, 32, 32, 16])
+    # Independent count: convs (k*k*cin+1)*cout, LayerNorm 2*C*28*28, MLP, final conv.
+    conv = sum((49 * a + 1) * b for a, b in [(1, 16), (16, 32), (32, 32), (32, 16)])
+    norms = sum(2 * c * 784 for c in (16, 32, 32, 16))
+    mlp = 33 * 128 + 129 * 128 + 129 * 128 + 129 * 16
+    final = 9 * 16 + 1
+    assert count_parameters(cnn) == conv + norms + mlp + final
+    assert isinstance(build_model("unet", [16, 32, 64]), UNet)
+    with pytest.raises(UserError, match="unknown model.arch"):
+        build_model("transformer", [16])
+    with pytest.raises(UserError, match="positive"):
+        build_model("unet", [16, 0])
