@@ -1,12 +1,14 @@
-"""Turning a Config into objects: the device, the network and the diffusion process."""
+"""Turning a Config into objects: the device, the network and the process (DDPM or cold diffusion)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from .cold import ColdDiffusion
 from .config import Config
 from .ddpm import GaussianDiffusion
+from .degradations import make_degradation
 from .errors import UserError
 from .models import build_model
 from .schedules import make_schedule
@@ -42,3 +44,13 @@ def build_diffusion(config: Config, device: torch.device | str = "cpu") -> Gauss
     d = config.diffusion
     schedule = make_schedule(d.schedule, d.T, beta_1=d.beta_1, beta_T=d.beta_T, cosine_s=d.cosine_s)
     return GaussianDiffusion(schedule, device)
+
+
+Process = GaussianDiffusion | ColdDiffusion
+
+
+def build_process(config: Config, device: torch.device | str = "cpu") -> Process:
+    """The training/sampling process of ``config.method``: the DDPM, or cold diffusion with its degradation."""
+    if config.method == "cold":
+        return ColdDiffusion(make_degradation(config.cold.degradation, config.cold.T), device)
+    return build_diffusion(config, device)

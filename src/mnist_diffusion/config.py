@@ -34,6 +34,14 @@ class DiffusionConfig:
 
 
 @dataclass
+class ColdConfig:
+    """Cold diffusion only (method: cold)."""
+
+    degradation: str = "palimpsest"  # noise | blur | pixelate | mask | palimpsest
+    T: int = 50
+
+
+@dataclass
 class ModelConfig:
     arch: str = "unet"  # unet | coursework_cnn
     channels: list[int] = field(default_factory=lambda: [16, 32, 64])
@@ -69,7 +77,7 @@ class TrainConfig:
 class SampleConfig:
     """How the sample grids written during training are drawn (the `sample` command has its own flags)."""
 
-    sampler: str = "ddim"  # ancestral | ddim
+    sampler: str = "ddim"  # ddpm: ancestral | ddim; cold: alg2 | alg1 | direct
     steps: int = 50  # ddim only
     eta: float = 0.0
     variance: str = "beta"  # ancestral only: beta | posterior
@@ -80,8 +88,10 @@ class SampleConfig:
 @dataclass
 class Config:
     name: str = "run"
+    method: str = "ddpm"  # ddpm | cold
     data: DataConfig = field(default_factory=DataConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    cold: ColdConfig = field(default_factory=ColdConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -177,7 +187,9 @@ def _parse_override(text: str) -> tuple[str, Any]:
 def validate(config: Config) -> Config:
     """Range checks that types alone cannot express; raises a one-line UserError."""
     checks = [
+        (config.method in ("ddpm", "cold"), f"method must be ddpm or cold, got {config.method!r}"),
         (config.diffusion.T >= 1, f"diffusion.T must be >= 1, got {config.diffusion.T}"),
+        (config.cold.T >= 1, f"cold.T must be >= 1, got {config.cold.T}"),
         (config.optim.lr > 0, f"optim.lr must be > 0, got {config.optim.lr}"),
         (config.optim.name in ("adam", "adamw"), f"optim.name must be adam or adamw, got {config.optim.name!r}"),
         (config.optim.weight_decay >= 0, f"optim.weight_decay must be >= 0, got {config.optim.weight_decay}"),
@@ -199,14 +211,16 @@ def validate(config: Config) -> Config:
         if not ok:
             raise UserError(message)
     # Names of schedules, architectures and samplers are checked where they are built, with the list of choices.
+    from .degradations import OPERATORS
     from .models import ARCHITECTURES
-    from .samplers import SAMPLERS
+    from .samplers import COLD_SAMPLERS, SAMPLERS
     from .schedules import SCHEDULES
 
     for value, choices, key in [
         (config.diffusion.schedule, SCHEDULES, "diffusion.schedule"),
+        (config.cold.degradation, tuple(OPERATORS), "cold.degradation"),
         (config.model.arch, ARCHITECTURES, "model.arch"),
-        (config.sample.sampler, SAMPLERS, "sample.sampler"),
+        (config.sample.sampler, COLD_SAMPLERS if config.method == "cold" else SAMPLERS, "sample.sampler"),
     ]:
         if value not in choices:
             raise UserError(f"unknown {key} {value!r}; choose one of {', '.join(choices)}")

@@ -17,13 +17,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import config as config_module
-from .build import build_diffusion, build_network, resolve_device
+from .build import Process, build_network, build_process, resolve_device
 from .checkpoint import load_checkpoint, load_state_strict, resolve_checkpoint
 from .config import Config
-from .data import to_uint8
-from .ddpm import GaussianDiffusion
+from .data import mnist_tensors, to_model_range, to_uint8
+from .cold import ColdDiffusion
 from .errors import UserError
-from .samplers import SAMPLERS, ancestral_sample, ddim_sample
+from .samplers import COLD_SAMPLERS, SAMPLERS, ancestral_sample, cold_restore, cold_sample, ddim_sample
 
 
 @dataclass
@@ -32,7 +32,7 @@ class TrainedModel:
 
     network: nn.Module
     config: Config
-    diffusion: GaussianDiffusion
+    process: Process  # GaussianDiffusion (method ddpm) or ColdDiffusion (method cold)
     step: int
     path: Path
     weights: str  # "ema" or "model"
@@ -48,12 +48,17 @@ def load_trained(path: str | Path, use_ema: bool = True, device: str = "auto") -
     network = build_network(cfg)
     load_state_strict(network, state[key], f"weights {key!r} of {path}")
     network.to(dev).eval()
-    return TrainedModel(network, cfg, build_diffusion(cfg, dev), int(state["step"]), path, key)
+    return TrainedModel(network, cfg, build_process(cfg, dev), int(state["step"]), path, key)
+
+
+def default_sampler(config: Config) -> str:
+    """The headline sampler of a method: DDIM for the DDPM, Algorithm 2 for cold diffusion."""
+    return "alg2" if config.method == "cold" else "ddim"
 
 
 def sample_batch(
     network: nn.Module,
-    diffusion: GaussianDiffusion,
+    process: Process,
     n: int,
     *,
     sampler: str = "ddim",
@@ -64,13 +69,22 @@ def sample_batch(
     seed: int = 0,
     progress: bool = False,
 ) -> torch.Tensor:
-    """One batch from the named sampler: float32 [n, 1, 28, 28] in [-1, 1]."""
+    """One batch from the named sampler: float32 [n, 1, 28, 28] in [-1, 1].
+
+    DDPM samplers: ``ancestral`` (all T steps; ``variance``) and ``ddim`` (``steps``, ``eta``). Cold samplers:
+    ``alg2``, ``alg1``, ``direct`` (all start from the degradation's data-free endpoint; they always clip x0_hat).
+    """
+    if isinstance(process, ColdDiffusion):
+        if sampler not in COLD_SAMPLERS:
+            raise UserError(f"sampler {sampler!r} does not apply to a cold-diffusion checkpoint; "
+                            f"choose one of {', '.join(COLD_SAMPLERS)}")
+        return cold_sample(network, process, n, algorithm=sampler, seed=seed, progress=progress).images
     if sampler == "ancestral":
-        result = ancestral_sample(network, diffusion, n, seed=seed, variance=variance, clip_x0=clip_x0, progress=progress)
+        result = ancestral_sample(network, process, n, seed=seed, variance=variance, clip_x0=clip_x0, progress=progress)
     elif sampler == "ddim":
-        result = ddim_sample(network, diffusion, n, steps=steps, eta=eta, seed=seed, clip_x0=clip_x0, progress=progress)
+        result = ddim_sample(network, process, n, steps=steps, eta=eta, seed=seed, clip_x0=clip_x0, progress=progress)
     else:
-        raise UserError(f"unknown sampler {sampler!r} for a DDPM checkpoint; choose one of {', '.join(SAMPLERS)}")
+        raise UserError(f"sampler {sampler!r} does not apply to a DDPM checkpoint; choose one of {', '.join(SAMPLERS)}")
     return result.images
 
 
@@ -98,18 +112,43 @@ def generate(
     for index, start in enumerate(tqdm(starts, desc="sampling batches", disable=not progress or len(starts) == 1)):
         size = min(batch_size, n - start)
         images = sample_batch(
-            trained.network, trained.diffusion, size, seed=batch_seed(seed, index),
+            trained.network, trained.process, size, seed=batch_seed(seed, index),
             progress=progress and len(starts) == 1, **sampler_options,
         )
         out[start : start + size] = to_uint8(images).cpu().numpy()
     return out
 
 
-def save_samples(path: str | Path, images: np.ndarray, meta: dict[str, Any]) -> Path:
-    """Write the project's samples npz: ``images`` uint8 [N, 28, 28] and ``meta`` (a JSON string)."""
+def save_samples(path: str | Path, images: np.ndarray, meta: dict[str, Any], **extra: np.ndarray) -> Path:
+    """Write the project's samples npz: ``images`` uint8 [N, 28, 28], ``meta`` (a JSON string), and any
+    ``extra`` uint8 [N, 28, 28] arrays (the restore mode adds ``degraded`` and ``targets``)."""
     path = Path(path)
-    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
-        raise ValueError(f"samples must be uint8 [N, 28, 28], got {images.dtype} {images.shape}")
+    for name, array in {"images": images, **extra}.items():
+        if array.dtype != np.uint8 or array.ndim != 3 or array.shape[1:] != (28, 28):
+            raise ValueError(f"{name} must be uint8 [N, 28, 28], got {array.dtype} {array.shape}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, images=images, meta=np.array(json.dumps(meta)))
+    np.savez_compressed(path, images=images, meta=np.array(json.dumps(meta)), **extra)
     return path
+
+
+def restore_test_images(
+    trained: TrainedModel, n: int, *, t_start: int | None = None, algorithm: str = "alg2", seed: int = 0,
+    root: str | None = None,
+) -> dict[str, Any]:
+    """Conditional restoration (cold diffusion only): the first ``n`` test images degraded to ``t_start``
+    (default T) with a seeded state, then restored. Returns uint8 ``targets``, ``degraded``, ``images``
+    (restored), the start step, and the mean absolute pixel error (in [-1, 1] units) before and after."""
+    if not isinstance(trained.process, ColdDiffusion):
+        raise UserError("restore needs a cold-diffusion checkpoint (method: cold); DDPM checkpoints only sample")
+    test_images, _ = mnist_tensors("test", root)
+    if not 1 <= n <= test_images.shape[0]:
+        raise UserError(f"--n must be between 1 and {test_images.shape[0]}, got {n}")
+    t_start = trained.process.T if t_start is None else t_start
+    targets = to_model_range(test_images[:n]).to(trained.process.device)
+    degraded, result = cold_restore(trained.network, trained.process, targets, t_start, algorithm=algorithm, seed=seed)
+    return {
+        "targets": to_uint8(targets).cpu().numpy(), "degraded": to_uint8(degraded).cpu().numpy(),
+        "images": to_uint8(result.images).cpu().numpy(), "t_start": t_start,
+        "l1_restored": (result.images - targets).abs().mean().item(),
+        "l1_degraded": (degraded.clamp(-1, 1) - targets).abs().mean().item(),
+    }

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
 from .batches import InMemoryBatches
-from .build import build_diffusion, build_network, resolve_device
+from .build import build_network, build_process, resolve_device
 from .config import Config
 from .data import mnist_tensors, to_uint8
 from .ema import make_ema, update_ema
@@ -69,7 +69,7 @@ def train(config: Config, run_dir: Path | None = None, *, resume: bool = False, 
     memory_format = torch.channels_last if tc.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     ema = make_ema(model)
-    diffusion = build_diffusion(config, device)
+    process = build_process(config, device)
     optimizer = make_optimizer(config, model.parameters())
     images, _ = mnist_tensors("train", config.data.root)
     if config.data.subset:
@@ -107,7 +107,7 @@ def train(config: Config, run_dir: Path | None = None, *, resume: bool = False, 
     def write_grid(at_step: int) -> None:
         s = config.sample
         ema.eval()
-        grid = sample_batch(ema, diffusion, s.n_grid, sampler=s.sampler, steps=s.steps, eta=s.eta,
+        grid = sample_batch(ema, process, s.n_grid, sampler=s.sampler, steps=s.steps, eta=s.eta,
                             variance=s.variance, clip_x0=s.clip_x0, seed=0)
         save_grid(to_uint8(grid).cpu().numpy(), run_dir / "samples" / f"step_{at_step:08d}.png")
 
@@ -122,7 +122,7 @@ def train(config: Config, run_dir: Path | None = None, *, resume: bool = False, 
             for group in optimizer.param_groups:
                 group["lr"] = lr
             x = batches.next().contiguous(memory_format=memory_format)
-            loss = diffusion.loss(model, x, noise_generator)
+            loss = process.loss(model, x, noise_generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.optim.grad_clip:

@@ -1,0 +1,117 @@
+"""Every degradation operator: identity at t = 0, growing severity, vectorisation, state-determinism."""
+
+import pytest
+import torch
+
+from mnist_diffusion.data import mnist_tensors, to_model_range
+from mnist_diffusion.degradations import OPERATORS, make_degradation, random_scribbles, select_state
+from mnist_diffusion.degradations.linear import MNIST_MEAN_LEVEL, MNIST_STD_LEVEL, mean_level_statistics
+from mnist_diffusion.errors import UserError
+
+NAMES = sorted(OPERATORS)
+T_OF = {"noise": 50, "blur": 40, "pixelate": 20, "mask": 20, "palimpsest": 50}
+
+
+@pytest.fixture(scope="module")
+def digits(mnist_root):
+    return to_model_range(mnist_tensors("test")[0][:32])
+
+
+def state_for(op, n, seed=0):
+    return op.sample_state(n, torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_t_zero_is_the_identity_exactly(name, digits):
+    op = make_degradation(name, T_OF[name])
+    out = op.degrade(digits, torch.zeros(len(digits), dtype=torch.long), state_for(op, len(digits)))
+    assert torch.equal(out, digits)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_severity_grows_with_t(name, digits):
+    op = make_degradation(name, T_OF[name])
+    state = state_for(op, len(digits))
+    distances = []
+    # Severity = root-mean-square distance from the clean digits. (The mean *absolute* distance is not
+    # monotone for blur: smearing a bright stroke over the dark page lowers it near the flat end.)
+    for t in range(op.T + 1):
+        out = op.degrade(digits, torch.full((len(digits),), t), state)
+        distances.append((out - digits).square().mean().sqrt().item())
+    assert distances[0] == 0
+    assert all(b >= a - 1e-6 for a, b in zip(distances, distances[1:])), distances
+    assert distances[-1] > 0.2, "the last step must destroy the image"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_batched_matches_one_image_at_a_time(name, digits):
+    op = make_degradation(name, T_OF[name])
+    n = 12
+    state = state_for(op, n)
+    t = torch.randint(0, op.T + 1, (n,), generator=torch.Generator().manual_seed(5))
+    batched = op.degrade(digits[:n], t, state)
+    for i in range(n):
+        single = op.degrade(digits[i : i + 1], t[i : i + 1], select_state(state, slice(i, i + 1)))
+        torch.testing.assert_close(batched[i : i + 1], single, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_state_makes_degradation_deterministic(name, digits):
+    op = make_degradation(name, T_OF[name])
+    t = torch.full((8,), op.T // 2)
+    a = op.degrade(digits[:8], t, state_for(op, 8, seed=1))
+    b = op.degrade(digits[:8], t, state_for(op, 8, seed=1))
+    assert torch.equal(a, b)
+    if name in ("noise", "mask", "palimpsest"):  # the stochastic operators
+        c = op.degrade(digits[:8], t, state_for(op, 8, seed=2))
+        assert not torch.equal(a, c)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_endpoint_needs_no_data_and_matches_the_last_step(name, digits):
+    op = make_degradation(name, T_OF[name])
+    state = state_for(op, len(digits))
+    endpoint = op.endpoint(state)
+    assert endpoint.shape == digits.shape
+    if name != "noise":  # the noise endpoint is Gaussian, unbounded
+        assert endpoint.min() >= -1 - 1e-6 and endpoint.max() <= 1 + 1e-6
+    last = op.degrade(digits, torch.full((len(digits),), op.T), state)
+    if name in ("mask", "palimpsest"):  # their D(x, T) does not depend on x at all
+        assert torch.equal(endpoint, last)
+    elif name == "noise":  # D(x, T) - endpoint = sqrt(alpha_T) x, tiny
+        assert (endpoint - last).abs().max() < 0.02
+    else:  # blur and pixelate end at the flat image of x's mean; the endpoint draws that level
+        assert torch.allclose(last, last.mean(dim=(2, 3), keepdim=True).expand_as(last), atol=1e-5)
+
+
+def test_flat_endpoint_level_matches_mnist(mnist_root):
+    mean, std = mean_level_statistics(mnist_tensors("train")[0])
+    assert abs(mean - MNIST_MEAN_LEVEL) < 1e-3 and abs(std - MNIST_STD_LEVEL) < 1e-3
+
+
+def test_palimpsest_endpoints_are_diverse_scribbles():
+    ink, pen_time = random_scribbles(64, torch.Generator().manual_seed(0))
+    assert ink.shape == pen_time.shape == (64, 1, 28, 28)
+    assert ink.min() >= 0 and ink.max() <= 1 and pen_time.min() >= 0 and pen_time.max() <= 1
+    coverage = (ink > 0.5).float().mean(dim=(1, 2, 3))
+    assert coverage.min() > 0.02 and coverage.max() < 0.45, "scribbles should cover a digit-like share of the page"
+    flat = ink.flatten(1)
+    distances = torch.cdist(flat, flat) + torch.eye(64) * 1e9
+    # Two different strokes barely overlap: every pair is far apart (an identical pair would be 0).
+    assert distances.min() > 3.0
+    again, _ = random_scribbles(64, torch.Generator().manual_seed(0))
+    assert torch.equal(ink, again)
+
+
+def test_palimpsest_draws_in_pen_order():
+    op = make_degradation("palimpsest", 50)
+    state = state_for(op, 4)
+    blank = torch.full((4, 1, 28, 28), -1.0)
+    drawn = [((op.degrade(blank, torch.full((4,), t), state) + 1) / 2 > 0.5) for t in (10, 25, 50)]
+    assert torch.all(drawn[0] <= drawn[1]) and torch.all(drawn[1] <= drawn[2]), "ink once drawn stays"
+    assert drawn[0].sum() < drawn[2].sum()
+
+
+def test_unknown_operator_is_a_user_error():
+    with pytest.raises(UserError, match="unknown degradation 'swirl'"):
+        make_degradation("swirl", 10)
