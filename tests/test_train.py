@@ -115,3 +115,23 @@ def test_batches_visit_every_image_once_per_epoch():
     nxt = batches.next()
     batches.load_state_dict(state)
     assert torch.equal(batches.next(), nxt)
+
+
+def test_bf16_autocast_and_channels_last_train_on_cpu(mnist_root, tmp_path):
+    run = train(tiny_config(2, precision="bf16", channels_last=True), tmp_path / "run", progress=False)
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert records[-1]["step"] == 2 and records[-1]["loss"] > 0
+
+
+def test_fp16_needs_cuda(mnist_root, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here; fp16 is allowed")
+    with pytest.raises(UserError, match="fp16 needs a CUDA device"):
+        train(tiny_config(2, precision="fp16"), tmp_path / "run", progress=False)
+
+
+@pytest.mark.slow
+def test_compiled_network_trains(mnist_root, tmp_path):
+    pytest.importorskip("torch._inductor")
+    run = train(tiny_config(2, compile=True), tmp_path / "run", progress=False)
+    assert (run / "ema.pt").is_file()

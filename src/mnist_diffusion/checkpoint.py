@@ -7,8 +7,12 @@ An EMA-only export (``ema.pt``, small enough to commit) holds ``format``, ``conf
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
+import pickle
 import re
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -26,21 +30,48 @@ def checkpoint_name(step: int) -> str:
     return f"step_{step:08d}.pt"
 
 
-def save_atomic(obj: dict[str, Any], path: Path) -> None:
-    """Write ``obj`` with torch.save to a temporary file beside ``path``, fsync it, then rename over ``path``.
+def digest_path(path: Path) -> Path:
+    """The sidecar that records a checkpoint's sha256: ``step_00000010.pt.sha256``."""
+    return path.with_name(path.name + ".sha256")
 
-    A crash or a failed write at any point leaves either the old file or the new one, never a torn file.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
+
+def _write_synced(path: Path, data: bytes) -> Path:
+    """Write ``data`` to a fresh temporary file beside ``path`` and fsync it; returns the temporary path."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp)
+
+
+def save_atomic(obj: dict[str, Any], path: Path) -> None:
+    """Save ``obj`` so that a crash or a failed write never leaves a torn or unverifiable checkpoint.
+
+    The bytes go to a temporary file beside ``path`` (fsynced), their sha256 to a temporary sidecar; then the
+    sidecar and the checkpoint are renamed into place, in that order. Any failure before the final rename
+    leaves the previous files untouched. :func:`load_checkpoint` checks the sha256, because torch.load does
+    not notice flipped bytes inside a tensor.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    data = buffer.getvalue()
+    tmp_data = _write_synced(path, data)
+    try:
+        tmp_digest = _write_synced(path, f"{hashlib.sha256(data).hexdigest()}  {path.name}\n".encode())
+        try:
+            os.replace(tmp_digest, digest_path(path))
+        except BaseException:
+            tmp_digest.unlink(missing_ok=True)
+            raise
+        os.replace(tmp_data, path)
+    except BaseException:
+        tmp_data.unlink(missing_ok=True)
         raise
 
 
@@ -56,21 +87,57 @@ def prune_checkpoints(directory: Path, keep: int) -> None:
     """Delete all but the ``keep`` newest step checkpoints."""
     for _, path in list_checkpoints(directory)[:-keep]:
         path.unlink(missing_ok=True)
+        digest_path(path).unlink(missing_ok=True)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint file with weights-only unpickling; a bad file is a one-line UserError."""
+    """Load a checkpoint with weights-only unpickling after checking its sha256 record (when it has one).
+
+    A missing, truncated, corrupted or foreign file, or one carrying code, is a one-line UserError.
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path} not found")
+    data = path.read_bytes()
+    record = digest_path(path)
+    if record.is_file():
+        expected = record.read_text().split()[0] if record.read_text().strip() else ""
+        if hashlib.sha256(data).hexdigest() != expected:
+            raise UserError(f"checkpoint {path} is corrupted: its sha256 does not match {record.name}")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights only" in str(exc).lower():
+            raise UserError(f"refusing to load {path}: it holds Python objects or code, not only tensors "
+                            "(weights-only loading)") from None
+        raise UserError(f"cannot read checkpoint {path}: {_first_line(exc)}") from None
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means an unusable file
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot read checkpoint {path}: {reason[:200]}") from None
+        raise UserError(f"cannot read checkpoint {path}: {_first_line(exc)}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError(f"{path} is not an mnist-diffusion checkpoint (expected format {FORMAT!r})")
     return state
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+
+
+def load_newest_good(directory: Path, map_location: str | torch.device = "cpu",
+                     warn=lambda message: print(message, file=sys.stderr)) -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint in ``directory`` that loads and verifies; unusable newer ones are reported and
+    skipped. None when there are no checkpoints; a UserError when there are some but none is usable."""
+    found = list_checkpoints(directory)
+    problems = []
+    for _, path in reversed(found):
+        try:
+            return path, load_checkpoint(path, map_location)
+        except UserError as exc:
+            problems.append(str(exc))
+            warn(f"warning: {exc}; trying the previous checkpoint")
+    if found:
+        raise UserError(f"no usable checkpoint in {directory}: {problems[-1]}")
+    return None
 
 
 def resolve_checkpoint(path: str | Path) -> Path:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .degradations import Degradation
+from .degradations import Degradation, select_state
 
 
 class ColdDiffusion:
@@ -37,9 +37,17 @@ class ColdDiffusion:
         x0_hat = model(x_t, self.model_time(t))
         return x0_hat.clamp(-1, 1) if clip_x0 else x0_hat
 
-    def loss(self, model: nn.Module, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Bansal et al.'s l1 restoration loss, mean over batch and pixels: mean |R(D(x, t), t) - x|."""
+    def loss(self, model: nn.Module, x: Tensor, generator: torch.Generator | None = None,
+             shard: tuple[int, int] | None = None) -> Tensor:
+        """Bansal et al.'s l1 restoration loss, mean over batch and pixels: mean |R(D(x, t), t) - x|.
+
+        t and the degradation's state are drawn for the whole batch; ``shard`` = (start, stop) keeps those rows
+        (see :meth:`mnist_diffusion.ddpm.GaussianDiffusion.loss`).
+        """
         t = self.sample_t(x.shape[0], generator)
         state = self.degradation.sample_state(x.shape[0], generator, x.device)
+        if shard is not None:
+            rows = slice(*shard)
+            x, t, state = x[rows], t[rows], select_state(state, rows)
         x_t = self.degradation.degrade(x, t, state)
         return F.l1_loss(model(x_t, self.model_time(t)), x)

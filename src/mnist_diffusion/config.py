@@ -67,6 +67,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto (cuda > mps > cpu) | cpu | cuda | cuda:N | mps
     channels_last: bool = False
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 adds a gradient scaler and needs CUDA)
+    compile: bool = False  # torch.compile the network
     log_every: int = 100
     sample_every: int = 2_000  # 0 = only at the end
     checkpoint_every: int = 1_000
@@ -199,6 +201,8 @@ def validate(config: Config) -> Config:
          f"optim.betas must be two numbers in [0, 1), got {config.optim.betas}"),
         (config.train.steps >= 1, f"train.steps must be >= 1, got {config.train.steps}"),
         (config.train.batch_size >= 1, f"train.batch_size must be >= 1, got {config.train.batch_size}"),
+        (config.train.precision in ("fp32", "bf16", "fp16"),
+         f"train.precision must be fp32, bf16 or fp16, got {config.train.precision!r}"),
         (0 <= config.train.ema_decay < 1, f"train.ema_decay must be in [0, 1), got {config.train.ema_decay}"),
         (config.train.log_every >= 1, f"train.log_every must be >= 1, got {config.train.log_every}"),
         (config.train.checkpoint_every >= 1, f"train.checkpoint_every must be >= 1, got {config.train.checkpoint_every}"),

@@ -80,12 +80,17 @@ class GaussianDiffusion:
             eps_hat = self.predict_eps(z_t, t, x0_hat)
         return eps_hat, x0_hat
 
-    def loss(self, model: nn.Module, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def loss(self, model: nn.Module, x: Tensor, generator: torch.Generator | None = None,
+             shard: tuple[int, int] | None = None) -> Tensor:
         """The epsilon-prediction objective, mean over batch and pixels: mean || eps - g(z_t, t) ||^2 with t ~ U{1..T}.
 
-        x: clean images [B, 1, 28, 28] in [-1, 1]. Randomness (t and eps) comes from ``generator``.
+        x: clean images [B, 1, 28, 28] in [-1, 1]. Randomness (t and eps) comes from ``generator``, drawn for the
+        whole batch; ``shard`` = (start, stop) then keeps only those rows, so that data-parallel processes
+        together compute exactly the single-process loss.
         """
         t = self.sample_t(x.shape[0], generator)
         eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        if shard is not None:
+            x, t, eps = x[shard[0] : shard[1]], t[shard[0] : shard[1]], eps[shard[0] : shard[1]]
         z_t = self.q_sample(x, t, eps)
         return F.mse_loss(model(z_t, self.model_time(t)), eps)
