@@ -44,7 +44,7 @@ def test_smoke_profile_shrinks_the_run():
     "override, message",
     [
         ("optim.lrr=1", "unknown config key 'optim.lrr'; valid keys here: optim.name, optim.lr"),
-        ("trian.steps=5", "unknown config key 'trian.steps'; valid keys here: name, data, diffusion"),
+        ("trian.steps=5", "unknown config key 'trian.steps'; valid keys here: name, method, data, diffusion"),
         ("train.steps=1.5", "train.steps must be of type int"),
         ("train.steps=true", "train.steps must be of type int"),
         ("optim.lr=fast", "optim.lr must be of type float"),

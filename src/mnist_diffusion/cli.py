@@ -92,7 +92,8 @@ def run_sample(args: argparse.Namespace) -> None:
 
     trained = load_trained(args.checkpoint, use_ema=not args.no_ema, device=args.device)
     sampler = args.sampler or default_sampler(trained.config)
-    options = dict(sampler=sampler, steps=args.steps, eta=args.eta, variance=args.variance, clip_x0=args.clip_x0)
+    relevant = {"ddim": ("steps", "eta", "clip_x0"), "ancestral": ("variance", "clip_x0")}.get(sampler, ())
+    options = {"sampler": sampler, **{name: getattr(args, name) for name in relevant}}  # recorded in the npz meta
     started = time.perf_counter()
     images = generate(trained, args.n, batch_size=args.batch_size, seed=args.seed, progress=not args.no_progress, **options)
     seconds = time.perf_counter() - started
