@@ -11,6 +11,7 @@ export MNIST_DIFFUSION_DATA ?= $(if $(wildcard ../shared/data/MNIST/raw),$(abspa
 
 .DEFAULT_GOAL := help
 .PHONY: help install data verify test test-fast train-smoke train-baseline train-unet clean-runs
+.PHONY: classifier floors evaluate
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -43,6 +44,17 @@ train-baseline: data ## train the coursework baseline (configs/ddpm_baseline.yam
 
 train-unet: data ## train the project's recipe (configs/ddpm_unet.yaml) into runs/ddpm_unet/
 	$(PYTHON) -m mnist_diffusion train --config configs/ddpm_unet.yaml $(if $(wildcard runs/ddpm_unet/checkpoints/*.pt),--resume)
+
+classifier: data ## retrain the evaluation's MNIST classifier into the committed weights (seeded, minutes on CPU)
+	$(PYTHON) -m mnist_diffusion train-classifier
+
+floors: data ## real-data floors at N = 10,000 into results/floors/<classifier hash>_n10000.json
+	$(PYTHON) -m mnist_diffusion evaluate --floors --n 10000
+
+SAMPLES ?= samples.npz
+METRICS ?= metrics.json
+evaluate: data ## fidelity metrics of SAMPLES (one or more npz, one per seed) into METRICS, floors beside them
+	$(PYTHON) -m mnist_diffusion evaluate --samples $(SAMPLES) --out $(METRICS)
 
 clean-runs: ## delete scratch runs (runs/); committed results are untouched
 	rm -rf runs

@@ -107,7 +107,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "weights only" in str(exc).lower():
+        # torch reports both garbage bytes and forbidden objects as "Weights only load failed"; only the
+        # latter names an unsupported global (a class or function the file would import and call).
+        if "unsupported global" in str(exc).lower():
             raise UserError(f"refusing to load {path}: it holds Python objects or code, not only tensors "
                             "(weights-only loading)") from None
         raise UserError(f"cannot read checkpoint {path}: {_first_line(exc)}") from None

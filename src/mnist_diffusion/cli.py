@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
+from .evaluation import commands as evaluation_commands
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -72,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sample(sub)
     _add_restore(sub)
     _add_data(sub)
+    evaluation_commands.add_evaluate(sub)
+    evaluation_commands.add_train_classifier(sub)
     return parser
 
 
@@ -140,6 +143,7 @@ def run_data(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"train": run_train, "sample": run_sample, "restore": run_restore, "data": run_data}
+    handlers.update({"evaluate": evaluation_commands.run_evaluate, "train-classifier": evaluation_commands.run_train_classifier})
     try:
         handlers[args.command](args)
     except UserError as exc:

@@ -1,0 +1,76 @@
+"""The evaluation's on-disk cache: real-data statistics and floors, keyed by what they depend on.
+
+Folder: ``$MNIST_DIFFUSION_CACHE``, else ``<repo>/.cache`` (gitignored). Inside, ``evaluation/<key>/``
+where ``key`` is the first 16 hex digits of the classifier's (or Inception network's) sha256, or
+``pixels`` for what depends on the MNIST files alone. Every entry also stores the metadata it was made
+with (:func:`load_tensors` compares it), so a stale or foreign entry is recomputed, never reused.
+Writes are atomic (temporary file + rename); an unreadable entry is treated as missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..paths import repo_root
+
+CACHE_ENV = "MNIST_DIFFUSION_CACHE"
+
+
+def cache_root() -> Path:
+    """``$MNIST_DIFFUSION_CACHE`` if set, else ``<repo>/.cache``."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else repo_root() / ".cache"
+
+
+def cache_folder(key: str) -> Path:
+    """``<cache root>/evaluation/<key>`` (not created)."""
+    return cache_root() / "evaluation" / key
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_tensors(path: Path, payload: dict[str, Any], meta: dict[str, Any]) -> None:
+    """Store tensors and builtins (``payload``) with the ``meta`` they depend on, atomically."""
+    _atomic_write(path, lambda handle: torch.save({"meta": meta, "payload": payload}, handle))
+
+
+def load_tensors(path: Path, meta: dict[str, Any]) -> dict[str, Any] | None:
+    """The payload stored at ``path`` if it exists, is readable and was made with exactly ``meta``; else None."""
+    if not path.is_file():
+        return None
+    try:
+        stored = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - a damaged cache entry is recomputed
+        return None
+    if not isinstance(stored, dict) or stored.get("meta") != meta:
+        return None
+    return stored.get("payload")
+
+
+def save_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
+    _atomic_write(path, lambda handle: handle.write((json.dumps(obj, indent=2) + "\n").encode()))
+
+
+def load_json(path: Path) -> Any | None:
+    """Parsed JSON at ``path``, or None when missing or unreadable."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
