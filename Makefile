@@ -12,6 +12,7 @@ export MNIST_DIFFUSION_DATA ?= $(if $(wildcard ../shared/data/MNIST/raw),$(abspa
 .DEFAULT_GOAL := help
 .PHONY: help install data verify test test-fast train-smoke train-baseline train-unet clean-runs
 .PHONY: classifier floors evaluate
+.PHONY: bench
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -55,6 +56,14 @@ SAMPLES ?= samples.npz
 METRICS ?= metrics.json
 evaluate: data ## fidelity metrics of SAMPLES (one or more npz, one per seed) into METRICS, floors beside them
 	$(PYTHON) -m mnist_diffusion evaluate --samples $(SAMPLES) --out $(METRICS)
+
+BENCH_FLAGS ?=
+bench: data ## performance benchmarks (~25 min on 2 cores; idle machine) into benchmarks/results/, then the README table
+	$(PYTHON) benchmarks/bench_training.py $(BENCH_FLAGS)
+	$(PYTHON) benchmarks/bench_sampling.py $(BENCH_FLAGS)
+	$(PYTHON) benchmarks/bench_evaluation.py $(BENCH_FLAGS)
+	$(PYTHON) benchmarks/profile_training.py $(BENCH_FLAGS)
+	$(PYTHON) benchmarks/report.py
 
 clean-runs: ## delete scratch runs (runs/); committed results are untouched
 	rm -rf runs

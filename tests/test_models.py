@@ -82,3 +82,54 @@ def test_build_model_and_parameter_counts():
         build_model("transformer", [16])
     with pytest.raises(UserError, match="positive"):
         build_model("unet", [16, 0])
+
+
+@pytest.mark.parametrize("height,width", [(7, 7), (14, 14), (5, 9)])
+def test_subpixel_upsample_conv_equals_interpolate_then_conv(height, width):
+    """The sub-pixel form must match nearest x2 upsampling followed by the 3x3 conv, in value and gradient."""
+    from torch.nn import functional as F
+
+    from mnist_diffusion.models.unet import upsample_conv
+
+    torch.manual_seed(0)
+    conv = nn.Conv2d(6, 5, 3, padding=1).double()
+    x = torch.randn(3, 6, height, width, dtype=torch.float64, requires_grad=True)
+    reference = conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+    upstream = torch.randn_like(reference)
+    ref_grads = torch.autograd.grad(reference, [x, conv.weight, conv.bias], upstream)
+
+    fast = upsample_conv(x, conv)
+    assert fast.shape == (3, 5, 2 * height, 2 * width)
+    torch.testing.assert_close(fast, reference, rtol=1e-12, atol=1e-12)
+    for got, want in zip(torch.autograd.grad(fast, [x, conv.weight, conv.bias], upstream), ref_grads):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+    x_cl = x.detach().contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(upsample_conv(x_cl, conv), reference.detach(), rtol=1e-12, atol=1e-12)
+
+
+def test_unet_in_place_additions_keep_gradients_exact():
+    """The in-place residual and time additions must give the gradients of the out-of-place computation."""
+    torch.manual_seed(0)
+    model = UNet()
+    x, t = torch.randn(2, 1, 28, 28), torch.rand(2)
+    out = model(x, t)
+    grads = torch.autograd.grad(out.square().sum(), list(model.parameters()))
+
+    def out_of_place(self, h_in, emb):
+        h = self.conv1(torch.nn.functional.silu(self.norm1(h_in))) + self.time_proj(emb)[:, :, None, None]
+        h = self.conv2(self.dropout(torch.nn.functional.silu(self.norm2(h))))
+        return h + self.skip(h_in)
+
+    from mnist_diffusion.models import unet as unet_module
+
+    original = unet_module.ResidualBlock.forward
+    unet_module.ResidualBlock.forward = out_of_place
+    try:
+        want_out = model(x, t)
+        want = torch.autograd.grad(want_out.square().sum(), list(model.parameters()))
+    finally:
+        unet_module.ResidualBlock.forward = original
+    torch.testing.assert_close(out, want_out)
+    for got, expected in zip(grads, want):
+        torch.testing.assert_close(got, expected)

@@ -14,6 +14,8 @@ The reverse-process samplers live in :mod:`mnist_diffusion.samplers`.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -43,6 +45,11 @@ class GaussianDiffusion:
         self.sqrt_alpha = as_f32(schedule.alpha.sqrt())
         self.sqrt_one_minus_alpha = as_f32((1 - schedule.alpha).sqrt())
         self.posterior_variance = as_f32(schedule.posterior_variance)
+        # Samplers move a whole batch through the same step t, so they use these per-step scalars (exact
+        # float64 values as Python floats) instead of per-sample gathers: fewer, cheaper tensor operations.
+        self.alpha_at: list[float] = schedule.alpha.tolist()
+        self.beta_at: list[float] = schedule.beta.tolist()
+        self._model_times = self.model_time(torch.arange(self.T + 1, device=self.device))
 
     def model_time(self, t: Tensor) -> Tensor:
         """The time a network sees: t / T as float32 [B] in [0, 1]."""
@@ -79,6 +86,24 @@ class GaussianDiffusion:
             x0_hat = x0_hat.clamp(-1, 1)
             eps_hat = self.predict_eps(z_t, t, x0_hat)
         return eps_hat, x0_hat
+
+    def eps_at(self, model: nn.Module, z_t: Tensor, t: int, clip_x0: bool = False) -> Tensor:
+        """The noise estimate for a batch z_t [B, 1, 28, 28] that shares the step t (an int in 1..T), as samplers use it.
+
+        Without ``clip_x0`` this is the network's output g(z_t, t); with it, the noise implied by the clipped
+        estimate of x (the scalar-coefficient twin of :meth:`denoise`).
+        """
+        eps_hat = model(z_t, self._model_times[t].expand(z_t.shape[0]))
+        if clip_x0:
+            a = self.alpha_at[t]
+            x0_hat = self.x0_at(z_t, t, eps_hat).clamp_(-1, 1)
+            eps_hat = torch.sub(z_t, x0_hat, alpha=math.sqrt(a)).mul_(1 / math.sqrt(1 - a))
+        return eps_hat
+
+    def x0_at(self, z_t: Tensor, t: int, eps_hat: Tensor) -> Tensor:
+        """x_hat = (z_t - sqrt(1 - alpha_t) eps_hat) / sqrt(alpha_t) for a batch sharing the step t (an int)."""
+        a = self.alpha_at[t]
+        return torch.sub(z_t, eps_hat, alpha=math.sqrt(1 - a)).mul_(1 / math.sqrt(a))
 
     def loss(self, model: nn.Module, x: Tensor, generator: torch.Generator | None = None,
              shard: tuple[int, int] | None = None) -> Tensor:

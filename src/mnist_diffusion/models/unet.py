@@ -3,6 +3,10 @@
 Each resolution level has residual blocks (GroupNorm -> SiLU -> 3x3 conv, twice, with the time embedding
 added between the two convolutions), the encoder's activations are concatenated into the decoder at the
 same resolution (skip connections), and a sinusoidal embedding of t feeds every residual block.
+
+Speed (measured by ``benchmarks/``): the decoder's "nearest x2 upsample, then 3x3 conv" is computed in its
+sub-pixel form on NCHW tensors (:func:`upsample_conv`), and the residual and time-embedding additions are done
+in place on convolution outputs (which backward does not need), saving a tensor allocation and pass each.
 """
 
 from __future__ import annotations
@@ -29,6 +33,36 @@ def group_norm(channels: int, max_groups: int) -> nn.GroupNorm:
     return nn.GroupNorm(groups, channels)
 
 
+def _collapse_taps(weight: Tensor, dim: int) -> Tensor:
+    """The 3 taps (w0, w1, w2) along ``dim`` as the 2-tap kernels of the two output parities, stacked first:
+    parity 0 sees input offsets (-1, 0) with (w0, w1 + w2), parity 1 sees (0, +1) with (w0 + w1, w2)."""
+    w0, w1, w2 = weight.unbind(dim)
+    return torch.stack([torch.stack([w0, w1 + w2], dim), torch.stack([w0 + w1, w2], dim)])
+
+
+def upsample_conv(x: Tensor, conv: nn.Conv2d) -> Tensor:
+    """``conv(F.interpolate(x, scale_factor=2, mode="nearest"))`` for a 3x3 conv with padding 1: [B, C, H, W] -> [B, O, 2H, 2W].
+
+    On NCHW tensors this uses the sub-pixel form, which gives the same result (to float rounding) with the same
+    parameters. After a nearest x2 upsampling, the output pixel (2i + a, 2j + b) only sees input rows i - 1, i
+    (a = 0) or i, i + 1 (a = 1), and likewise columns, so its 3x3 kernel collapses to a 2x2 one whose taps are
+    sums of the original taps. One 2x2 convolution (padding 1) of the *small* image with the four collapsed kernels
+    stacked as 4 x O output channels gives all four parities on an (H + 1) x (W + 1) grid; parity (a, b) is that
+    grid's H x W window at offset (a, b), and the four windows are interleaved into the output. That is 16 instead
+    of 36 multiply-adds per output value and no upsampled tensor: about 1.5x faster forward + backward on a
+    2-core CPU. On channels_last tensors oneDNN's 3x3 kernel on the upsampled image is as fast, so it is used.
+    """
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        return conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+    batch, c_in, height, width = x.shape
+    c_out = conv.out_channels
+    kernels = _collapse_taps(_collapse_taps(conv.weight, 2), 4).transpose(0, 1)  # [2 (a), 2 (b), O, C, 2, 2]
+    grid = F.conv2d(x, kernels.reshape(4 * c_out, c_in, 2, 2), conv.bias.repeat(4), padding=1)
+    grid = grid.unflatten(1, (2, 2, c_out))  # [B, 2 (a), 2 (b), O, H + 1, W + 1]
+    rows = [torch.stack([grid[:, a, b, :, a : a + height, b : b + width] for b in (0, 1)], dim=-1) for a in (0, 1)]
+    return torch.stack(rows, dim=3).reshape(batch, c_out, 2 * height, 2 * width)  # [B, O, H, 2, W, 2] -> [B, O, 2H, 2W]
+
+
 class ResidualBlock(nn.Module):
     """x -> GN -> SiLU -> conv -> (+ time) -> GN -> SiLU -> dropout -> conv, plus a (1x1 if needed) skip."""
 
@@ -43,10 +77,11 @@ class ResidualBlock(nn.Module):
         self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
     def forward(self, x: Tensor, time_emb: Tensor) -> Tensor:
+        # In-place adds are safe here: a convolution's backward needs its input and weight, not its output.
         h = self.conv1(F.silu(self.norm1(x)))
-        h = h + self.time_proj(time_emb)[:, :, None, None]
+        h = h.add_(self.time_proj(time_emb)[:, :, None, None])
         h = self.conv2(self.dropout(F.silu(self.norm2(h))))
-        return h + self.skip(x)
+        return h.add_(self.skip(x))
 
 
 class UNet(nn.Module):
@@ -112,5 +147,5 @@ class UNet(nn.Module):
             for blk in blocks:
                 h = blk(h, emb)
             if level < len(self.upsample):
-                h = self.upsample[level](F.interpolate(h, scale_factor=2.0, mode="nearest"))
+                h = upsample_conv(h, self.upsample[level])  # nearest x2 upsample, then the 3x3 conv
         return self.out_conv(F.silu(self.out_norm(h)))

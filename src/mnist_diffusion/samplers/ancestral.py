@@ -10,6 +10,7 @@ Ho et al.'s default and the coursework's) and ``"posterior"`` (the variance of q
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import torch
@@ -43,18 +44,18 @@ def ancestral_sample(
     if variance not in VARIANCES:
         raise UserError(f"unknown ancestral variance {variance!r}; choose one of {', '.join(VARIANCES)}")
     device = diffusion.device
-    sigma = (diffusion.beta if variance == "beta" else diffusion.posterior_variance).sqrt()
+    schedule = diffusion.schedule
+    sigma = (schedule.beta if variance == "beta" else schedule.posterior_variance).sqrt().tolist()
     generator = make_generator(seed, device)
     wanted = set(return_steps)
     trajectory: dict = {}
     z = start_noise(n, generator, device)
     record(trajectory, wanted, diffusion.T, z)
     for t in steps_bar(range(diffusion.T, 0, -1), diffusion.T, progress, "ancestral"):
-        t_batch = torch.full((n,), t, device=device, dtype=torch.long)
-        eps_hat, _ = diffusion.denoise(model, z, t_batch, clip_x0)
-        beta_t = diffusion.beta[t]
-        z = (z - beta_t / diffusion.sqrt_one_minus_alpha[t] * eps_hat) / (1 - beta_t).sqrt()
+        eps_hat = diffusion.eps_at(model, z, t, clip_x0)
+        beta_t, alpha_t = diffusion.beta_at[t], diffusion.alpha_at[t]
+        z = torch.sub(z, eps_hat, alpha=beta_t / math.sqrt(1 - alpha_t)).mul_(1 / math.sqrt(1 - beta_t))
         if t > 1:
-            z = z + sigma[t] * torch.randn(z.shape, generator=generator, device=device)
+            z.add_(torch.randn(z.shape, generator=generator, device=device), alpha=sigma[t])
         record(trajectory, wanted, t - 1, z)
     return SampleResult(images=z.clamp(-1, 1), trajectory=trajectory)

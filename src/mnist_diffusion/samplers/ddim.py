@@ -10,6 +10,7 @@ eta = 0 is deterministic given z_T; eta = 1 over all T steps is ancestral sampli
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import torch
@@ -52,12 +53,12 @@ def ddim_sample(
     record(trajectory, wanted, taus[0], z)
     pairs = list(zip(taus[:-1], taus[1:]))
     for t, t_prev in steps_bar(pairs, len(pairs), progress, "ddim"):
-        t_batch = torch.full((n,), t, device=device, dtype=torch.long)
-        eps_hat, x0_hat = diffusion.denoise(model, z, t_batch, clip_x0)
-        alpha_t, alpha_prev = diffusion.alpha[t], diffusion.alpha[t_prev]
-        sigma = eta * ((1 - alpha_prev) / (1 - alpha_t) * (1 - alpha_t / alpha_prev)).sqrt()
-        z = alpha_prev.sqrt() * x0_hat + (1 - alpha_prev - sigma**2).clamp(min=0).sqrt() * eps_hat
-        if t_prev > 0:
-            z = z + sigma * torch.randn(z.shape, generator=generator, device=device)
+        eps_hat = diffusion.eps_at(model, z, t, clip_x0)
+        x0_hat = diffusion.x0_at(z, t, eps_hat)
+        alpha_t, alpha_prev = diffusion.alpha_at[t], diffusion.alpha_at[t_prev]
+        sigma = eta * math.sqrt((1 - alpha_prev) / (1 - alpha_t) * (1 - alpha_t / alpha_prev))
+        z = torch.add(x0_hat.mul_(math.sqrt(alpha_prev)), eps_hat, alpha=math.sqrt(max(1 - alpha_prev - sigma**2, 0.0)))
+        if t_prev > 0 and sigma > 0:
+            z.add_(torch.randn(z.shape, generator=generator, device=device), alpha=sigma)
         record(trajectory, wanted, t_prev, z)
     return SampleResult(images=z.clamp(-1, 1), trajectory=trajectory)
