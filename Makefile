@@ -12,7 +12,8 @@ export MNIST_DIFFUSION_DATA ?= $(if $(wildcard ../shared/data/MNIST/raw),$(abspa
 .DEFAULT_GOAL := help
 .PHONY: help install data verify test test-fast train-smoke train-baseline train-unet clean-runs
 .PHONY: classifier floors evaluate
-.PHONY: bench
+.PHONY: bench study experiments results curves
+.PHONY: all figures report report-tables test-notebooks
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -31,8 +32,12 @@ data: $(STAMP) ## get MNIST into the data root (no-op when already there and ver
 verify: $(STAMP) ## check the four MNIST files' sizes and md5 sums
 	$(PYTHON) -m mnist_diffusion data verify
 
-test: data ## run the whole test suite (what CI runs)
+test: data ## run the whole test suite and the notebooks under the smoke profile (what CI runs)
 	$(PYTHON) -m pytest
+	$(MAKE) --no-print-directory test-notebooks
+
+test-notebooks: data ## run every notebook top to bottom under the smoke profile (pytest --nbmake; seconds-sized runs)
+	MNIST_DIFFUSION_PROFILE=smoke $(PYTHON) -m pytest --nbmake --nbmake-timeout=900 notebooks/
 
 test-fast: data ## the test suite without the tests marked slow
 	$(PYTHON) -m pytest -m "not slow"
@@ -40,11 +45,27 @@ test-fast: data ## the test suite without the tests marked slow
 train-smoke: data ## seconds-long end-to-end run of the UNet recipe, into runs/smoke/
 	$(PYTHON) -m mnist_diffusion train --config configs/ddpm_unet.yaml --profile smoke
 
-train-baseline: data ## train the coursework baseline (configs/ddpm_baseline.yaml) into runs/ddpm_baseline/
-	$(PYTHON) -m mnist_diffusion train --config configs/ddpm_baseline.yaml $(if $(wildcard runs/ddpm_baseline/checkpoints/*.pt),--resume)
+train-baseline: data ## train (or resume) the coursework baseline into runs/ddpm_baseline/, publish to results/
+	$(PYTHON) -m mnist_diffusion experiment train ddpm_baseline
 
-train-unet: data ## train the project's recipe (configs/ddpm_unet.yaml) into runs/ddpm_unet/
-	$(PYTHON) -m mnist_diffusion train --config configs/ddpm_unet.yaml $(if $(wildcard runs/ddpm_unet/checkpoints/*.pt),--resume)
+train-unet: data ## train (or resume) the project's recipe into runs/ddpm_unet/, publish to results/
+	$(PYTHON) -m mnist_diffusion experiment train ddpm_unet
+
+study: data ## the hyperparameter study: 6 short runs, trained (resumably) and evaluated into results/study_*/ (~1.5 h)
+	$(PYTHON) -m mnist_diffusion experiment train study
+	$(PYTHON) -m mnist_diffusion experiment evaluate study
+	$(PYTHON) -m mnist_diffusion experiment summary
+
+experiments: data ## every run of the report, trained resumably (CPU-hours: run in the background; see results/)
+	$(PYTHON) -m mnist_diffusion experiment train final study
+
+results: data ## re-evaluate every committed checkpoint in results/ and rewrite metrics.json and summary.json
+	$(PYTHON) -m mnist_diffusion experiment evaluate final study
+	$(PYTHON) -m mnist_diffusion experiment summary
+
+curves: data ## quality per compute: classifier-FID of the training snapshots in runs/ (needs the training runs)
+	$(PYTHON) -m mnist_diffusion experiment curve ddpm_baseline ddpm_unet
+	$(PYTHON) -m mnist_diffusion experiment summary
 
 classifier: data ## retrain the evaluation's MNIST classifier into the committed weights (seeded, minutes on CPU)
 	$(PYTHON) -m mnist_diffusion train-classifier
@@ -64,6 +85,23 @@ bench: data ## performance benchmarks (~25 min on 2 cores; idle machine) into be
 	$(PYTHON) benchmarks/bench_evaluation.py $(BENCH_FLAGS)
 	$(PYTHON) benchmarks/profile_training.py $(BENCH_FLAGS)
 	$(PYTHON) benchmarks/report.py
+
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
+figures: data ## execute every notebook (nbconvert) to refresh figures/; loads committed results, trains only what is missing
+	@i=0; for nb in $(NOTEBOOKS); do i=$$((i + 1)); echo "[$$i/$(words $(NOTEBOOKS))] $$nb"; \
+	  $(PYTHON) -m jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=-1 \
+	    --output-dir runs/notebooks --log-level WARN $$nb || exit 1; done
+	@echo "figures in figures/; executed notebooks in runs/notebooks/"
+
+report-tables: $(STAMP) ## numbers and tables of the report (report/generated/) from results/summary.json
+	$(PYTHON) -m mnist_diffusion report-tables
+
+report: report-tables ## build report/main.pdf with latexmk (installs TeX Live with apt-get when it can)
+	scripts/ensure_latex.sh
+	cd report && latexmk -pdf -interaction=nonstopmode -halt-on-error -quiet main.tex
+	@echo "report: report/main.pdf"
+
+all: install data figures report ## from a fresh clone: environment, data, every figure, then the report PDF
 
 clean-runs: ## delete scratch runs (runs/); committed results are untouched
 	rm -rf runs

@@ -83,7 +83,8 @@ def test_run_folder_contents_and_log(mnist_root, tmp_path):
     assert all(r["loss"] > 0 and r["img_per_s"] > 0 for r in records)
     assert records[0]["lr"] == pytest.approx(1e-3)  # warm-up of 2 steps is over by step 2
     ema_only = load_checkpoint(run / "ema.pt")
-    assert set(ema_only) == {"format", "config", "step", "ema"}
+    assert set(ema_only) == {"format", "config", "step", "ema", "stats"}
+    assert ema_only["stats"]["images_seen"] == 6 * 16 and ema_only["stats"]["train_seconds"] > 0
 
 
 def test_refuses_to_overwrite_a_run_without_resume(mnist_root, tmp_path):
@@ -135,3 +136,14 @@ def test_compiled_network_trains(mnist_root, tmp_path):
     pytest.importorskip("torch._inductor")
     run = train(tiny_config(2, compile=True), tmp_path / "run", progress=False)
     assert (run / "ema.pt").is_file()
+
+
+def test_snapshots_hold_the_weights_and_budget_at_their_steps(mnist_root, tmp_path):
+    run = train(tiny_config(6, snapshot_steps=[3, 5, 99], keep_checkpoints=5), tmp_path / "run", progress=False)
+    assert [step for step, _ in list_checkpoints(run / "snapshots")] == [3, 5]  # 99 is past the end: ignored
+    snapshot, full = load_checkpoint(run / "snapshots" / "step_00000003.pt"), load_checkpoint(run / "checkpoints" / "step_00000003.pt")
+    for part in ("model", "ema"):
+        for key, value in full[part].items():
+            assert torch.equal(snapshot[part][key], value)
+    assert snapshot["stats"] == full["stats"] and snapshot["stats"]["images_seen"] == 3 * 16
+    assert "optimizer" not in snapshot

@@ -66,6 +66,25 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--root", type=Path, default=None, help="data root (default: $MNIST_DIFFUSION_DATA or <repo>/data)")
 
 
+def _add_experiment(sub: argparse._SubParsersAction) -> None:
+    from .experiments import EXPERIMENTS
+
+    p = sub.add_parser("experiment", help="the report's named runs: train, evaluate, curve, summary (see results/)")
+    p.add_argument("action", choices=("train", "evaluate", "curve", "summary", "list"))
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help=f"experiments ({', '.join(EXPERIMENTS)}), or 'study' / 'final' for a group")
+    p.add_argument("--only", nargs="+", default=None, metavar="KEY",
+                   help="evaluate: only these evaluations, e.g. ddim-50_n10000 ancestral_n2000")
+    p.add_argument("--profile", choices=("full", "smoke"), default=None)
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _add_report_tables(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report-tables", help="write report/generated/*.tex (numbers and tables) from results/summary.json")
+    p.add_argument("--summary", type=Path, default=None, help="default: results/summary.json")
+    p.add_argument("--out", type=Path, default=None, help="default: report/generated/")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mnist_diffusion", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -73,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sample(sub)
     _add_restore(sub)
     _add_data(sub)
+    _add_experiment(sub)
+    _add_report_tables(sub)
     evaluation_commands.add_evaluate(sub)
     evaluation_commands.add_train_classifier(sub)
     return parser
@@ -140,9 +161,46 @@ def run_data(args: argparse.Namespace) -> None:
         print(f"MNIST verified: the four files in {raw} have the expected sizes and md5 sums")
 
 
+def run_experiment(args: argparse.Namespace) -> None:
+    from . import experiments as ex
+    from .paths import active_profile
+
+    profile, progress = active_profile(args.profile), not args.no_progress
+    if args.action == "list":
+        for name, e in ex.EXPERIMENTS.items():
+            print(f"{name:18s} {e.group:6s} configs/{e.config} {' '.join(e.overrides)}  # {e.description}")
+        return
+    if args.action == "summary":
+        print(f"wrote {ex.summarise(profile)}")
+        return
+    if not args.names:
+        raise UserError(f"name the experiments to {args.action} (or 'study' / 'final'); see 'experiment list'")
+    grouped = {n for name in args.names if name in ("study", "final") for n in ex.experiment_names(name)}
+    names = [n for name in args.names for n in (ex.experiment_names(name) if name in ("study", "final") else [name])]
+    for name in names:
+        ex.get_experiment(name)  # every name checked before any work starts
+    for name in dict.fromkeys(names):
+        if args.action == "evaluate" and name in grouped and not (ex.results_dir(profile) / name / "ema.pt").is_file():
+            print(f"{name}: skipped (no weights in {ex.results_dir(profile) / name}; train it first)")
+        elif args.action == "train":
+            print(f"{name}: results in {ex.train_experiment(name, profile, progress)}")
+        elif args.action == "evaluate":
+            print(f"{name}: wrote {ex.evaluate_experiment(name, profile, progress, only=args.only)}")
+        else:
+            print(f"{name}: wrote {ex.curve_experiment(name, profile, progress=progress)}")
+
+
+def run_report_tables(args: argparse.Namespace) -> None:
+    from .report_tables import write_report_tables
+
+    for path in write_report_tables(args.summary, args.out):
+        print(f"wrote {path}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"train": run_train, "sample": run_sample, "restore": run_restore, "data": run_data}
+    handlers = {"train": run_train, "sample": run_sample, "restore": run_restore, "data": run_data,
+                "experiment": run_experiment, "report-tables": run_report_tables}
     handlers.update({"evaluate": evaluation_commands.run_evaluate, "train-classifier": evaluation_commands.run_train_classifier})
     try:
         handlers[args.command](args)

@@ -73,6 +73,9 @@ class TrainConfig:
     sample_every: int = 2_000  # 0 = only at the end
     checkpoint_every: int = 1_000
     keep_checkpoints: int = 3
+    # Steps at which small weights-only snapshots (model, EMA, training seconds, images seen) are kept in
+    # snapshots/ for quality-per-compute curves; never pruned. Steps past `steps` are ignored.
+    snapshot_steps: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -206,6 +209,8 @@ def validate(config: Config) -> Config:
         (0 <= config.train.ema_decay < 1, f"train.ema_decay must be in [0, 1), got {config.train.ema_decay}"),
         (config.train.log_every >= 1, f"train.log_every must be >= 1, got {config.train.log_every}"),
         (config.train.checkpoint_every >= 1, f"train.checkpoint_every must be >= 1, got {config.train.checkpoint_every}"),
+        (all(s >= 1 for s in config.train.snapshot_steps),
+         f"train.snapshot_steps must be steps >= 1, got {config.train.snapshot_steps}"),
         (config.train.sample_every >= 0, f"train.sample_every must be >= 0, got {config.train.sample_every}"),
         (config.train.keep_checkpoints >= 1, f"train.keep_checkpoints must be >= 1, got {config.train.keep_checkpoints}"),
         (config.data.subset >= 0, f"data.subset must be >= 0 (0 = all), got {config.data.subset}"),

@@ -41,3 +41,27 @@ def rows_to_grid(rows: np.ndarray) -> np.ndarray:
     """Tile uint8 [rows, columns, 28, 28] into one picture with the columns side by side."""
     r, c = rows.shape[:2]
     return tile(rows.reshape(r * c, 28, 28), ncol=c)
+
+
+def forward_rows(diffusion, x0: Tensor, steps: Sequence[int], seed: int = 0) -> np.ndarray:
+    """The DDPM forward process q(z_t | x) on x0 [n, 1, 28, 28] in [-1, 1] at each t in ``steps``, with one noise
+    draw eps per image held fixed along its row: uint8 [n, len(steps), 28, 28] (z_t clipped to [-1, 1] for display)."""
+    n, k = x0.shape[0], len(steps)
+    eps = torch.randn(x0.shape, generator=torch.Generator(device=x0.device).manual_seed(seed), device=x0.device)
+    t = torch.tensor(list(steps), device=x0.device).repeat(n)
+    z = diffusion.q_sample(x0.repeat_interleave(k, dim=0), t, eps.repeat_interleave(k, dim=0))
+    return to_uint8(z.clamp(-1, 1)).cpu().numpy().reshape(n, k, 28, 28)
+
+
+def reverse_rows(trained, n: int, steps: Sequence[int], sampler: str | None = None, seed: int = 0) -> np.ndarray:
+    """The states x_t (cold) or z_t (DDPM, ancestral) of ``n`` unconditional samples at each t in ``steps``, most
+    degraded first: uint8 [n, len(steps), 28, 28]. ``trained`` is a :class:`~mnist_diffusion.sampling.TrainedModel`."""
+    from .cold import ColdDiffusion
+    from .samplers import ancestral_sample, cold_sample
+
+    if isinstance(trained.process, ColdDiffusion):
+        result = cold_sample(trained.network, trained.process, n, algorithm=sampler or "alg2", seed=seed,
+                             return_steps=steps)
+    else:
+        result = ancestral_sample(trained.network, trained.process, n, seed=seed, return_steps=steps)
+    return trajectory_rows({t: z.clamp(-1, 1) for t, z in result.trajectory.items()}, count=n)

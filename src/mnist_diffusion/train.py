@@ -2,7 +2,8 @@
 
 A run folder holds ``config.yaml``, ``log.jsonl`` (one JSON line per log interval: step, loss, lr,
 train_seconds, images_seen, img_per_s), ``samples/step_*.png`` grids, ``checkpoints/step_*.pt`` (full
-state for resuming, each with a ``.sha256`` record) and, at the end, ``ema.pt`` (EMA weights + config,
+state for resuming, each with a ``.sha256`` record), ``snapshots/step_*.pt`` (weights only, at
+``train.snapshot_steps``, for quality-per-compute curves) and, at the end, ``ema.pt`` (EMA weights + config,
 small enough to commit).
 
 The same function runs one process or many under torchrun (see :mod:`mnist_diffusion.distributed`): every
@@ -153,6 +154,13 @@ def _train(config, tc, dist_info, device, run_dir, resume, profile, progress) ->
         )
         ckpt.prune_checkpoints(checkpoint_dir, tc.keep_checkpoints)
 
+    def snapshot(at_step: int) -> None:
+        ckpt.save_atomic(
+            {"format": ckpt.FORMAT, "config": config.to_dict(), "step": at_step, "model": model.state_dict(),
+             "ema": ema.state_dict(), "stats": {"train_seconds": train_seconds, "images_seen": at_step * tc.batch_size}},
+            run_dir / "snapshots" / ckpt.checkpoint_name(at_step),
+        )
+
     def write_grid(at_step: int) -> None:
         s = config.sample
         ema.eval()
@@ -161,6 +169,7 @@ def _train(config, tc, dist_info, device, run_dir, resume, profile, progress) ->
         save_grid(to_uint8(grid).cpu().numpy(), run_dir / "samples" / f"step_{at_step:08d}.png")
 
     # --- the loop ----------------------------------------------------------------------------------
+    snapshot_steps = set(tc.snapshot_steps)
     model.train()
     loss_sum, loss_count, seconds_at_last_log = 0.0, 0, train_seconds
     bar = tqdm(total=tc.steps, initial=step, desc=config.name, disable=not progress, dynamic_ncols=True)
@@ -201,12 +210,15 @@ def _train(config, tc, dist_info, device, run_dir, resume, profile, progress) ->
                 loss_sum, loss_count, seconds_at_last_log = 0.0, 0, train_seconds
             if main and (step % tc.checkpoint_every == 0 or step == tc.steps):
                 save(step)
+            if main and step in snapshot_steps:
+                snapshot(step)
             if main and ((tc.sample_every and step % tc.sample_every == 0) or step == tc.steps):
                 write_grid(step)
                 model.train()
     bar.close()
     if main:
-        ckpt.save_atomic({"format": ckpt.FORMAT, "config": config.to_dict(), "step": step, "ema": ema.state_dict()},
+        ckpt.save_atomic({"format": ckpt.FORMAT, "config": config.to_dict(), "step": step, "ema": ema.state_dict(),
+                          "stats": {"train_seconds": train_seconds, "images_seen": step * tc.batch_size}},
                          run_dir / "ema.pt")
     barrier(dist_info)
     return run_dir

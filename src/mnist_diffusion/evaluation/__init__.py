@@ -10,7 +10,7 @@ Public API (what notebooks use)::
 Modules: ``classifier`` (network, weights, hash), ``classifier_training``, ``images`` (input checks, npz files),
 ``features``, ``distances``, ``fid``, ``kid``, ``prdc``, ``labels``, ``memorisation``, ``definitions`` (the metric
 list), ``metrics`` (one set's suite), ``reference`` (the test reference), ``real_floors``, ``inception``, ``cache``,
-``report`` (table, JSON), ``api``.
+``report`` (table, JSON), ``inspect`` (per-sample verdicts, nearest training images), ``api``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ _EXPORTS = {
     "evaluate": "api", "floors": "api", "metrics_table": "report", "write_metrics": "report",
     "load_classifier": "classifier", "load_sample_file": "images", "as_uint8_images": "images",
     "METRICS": "definitions", "METRICS_VERSION": "definitions",
+    "classify": "inspect", "nearest_training": "inspect",
 }
 __all__ = list(_EXPORTS)
 

@@ -1,0 +1,395 @@
+"""The report's experiments as named, resumable runs: what each trains, how it is evaluated, where results go.
+
+Every number in the report comes from one of these runs. A run is a config file plus ``--set`` style overrides;
+training writes to ``runs/<name>/`` (scratch, resumable), evaluation to ``results/<name>/`` (committed):
+
+- ``ema.pt``: the final weights the evaluations used (EMA weights; the baseline keeps none, so its raw weights),
+  with ``log.jsonl`` (the training log) and ``config.yaml``;
+- ``metrics.json``: ``{"name", "config", "training": {steps, train_seconds, images_seen, hardware}, "headline",
+  "evaluations": {key: evaluate()'s result + sampler, steps, sampling seconds}}``;
+- ``curve.json`` (final DDPM runs): classifier-FID at N = 2,000 of the snapshots kept during training, against
+  training seconds and images seen (quality per compute).
+
+``results/summary.json`` gathers the headline numbers, the hyperparameter study and the curves for the notebooks
+and the report. Under the smoke profile everything shrinks to seconds and goes to ``runs/smoke/`` instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .checkpoint import digest_path, list_checkpoints, load_checkpoint
+from .config import SMOKE_OVERRIDES, Config, load_config
+from .errors import UserError
+from .evaluation.cache import save_json
+from .paths import repo_root, runs_root
+
+#: The hyperparameter study's equal, short training budget (steps of 128 images: 2.1 epochs).
+STUDY_STEPS = 1_000
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A named run: ``configs/<config>`` with ``overrides`` (``section.key=value``)."""
+
+    name: str
+    config: str
+    overrides: tuple[str, ...] = ()
+    group: str = "final"  # final | study
+    description: str = ""
+    #: Evaluations as (sampler, steps or None, N, number of seeds); the first is the headline.
+    evaluations: tuple[tuple[str, int | None, int, int], ...] = field(default=())
+
+
+FINAL_DDPM_EVALUATIONS = (("ddim", 50, 10_000, 3), ("ddim", 10, 2_000, 1), ("ddim", 20, 2_000, 1),
+                          ("ddim", 50, 2_000, 1), ("ddim", 100, 2_000, 1), ("ancestral", None, 2_000, 1))
+COLD_EVALUATIONS = (("alg2", None, 10_000, 3), ("alg1", None, 2_000, 1), ("direct", None, 2_000, 1))
+STUDY_EVALUATIONS = (("ddim", 50, 2_000, 3),)
+#: Snapshot steps of the final DDPM runs (roughly log-spaced), for the quality-per-compute curves.
+CURVE_STEPS = (250, 500, 1_000, 1_500, 2_000, 3_000, 4_000, 6_000, 8_000, 10_000, 12_000, 14_063)
+
+
+def _study(name: str, description: str, *overrides: str, config: str = "ddpm_unet.yaml") -> Experiment:
+    return Experiment(name, config, (f"train.steps={STUDY_STEPS}", "train.sample_every=0", *overrides), "study",
+                      description, STUDY_EVALUATIONS)
+
+
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
+    Experiment("ddpm_baseline", "ddpm_baseline.yaml", (f"train.snapshot_steps={list(CURVE_STEPS)}",),
+               description="the coursework starter's recipe, 30 epochs", evaluations=FINAL_DDPM_EVALUATIONS),
+    Experiment("ddpm_unet", "ddpm_unet.yaml", (f"train.snapshot_steps={list(CURVE_STEPS)}",),
+               description="the project's recipe", evaluations=FINAL_DDPM_EVALUATIONS),
+    Experiment("cold_palimpsest", "cold_palimpsest.yaml", description="cold diffusion, our degradation",
+               evaluations=COLD_EVALUATIONS),
+    Experiment("cold_blur", "cold_blur.yaml", description="cold diffusion, blur (reference)",
+               evaluations=COLD_EVALUATIONS),
+    _study("study_baseline", "baseline recipe", config="ddpm_baseline.yaml"),
+    _study("study_recipe", "our recipe"),
+    _study("study_network", "our recipe with the coursework CNN", "model.arch=coursework_cnn",
+           "model.channels=[16, 32, 32, 16]"),
+    _study("study_schedule", "our recipe with the linear schedule", "diffusion.schedule=linear"),
+    _study("study_lr", "our recipe with the baseline's learning rate 2e-4", "optim.lr=2.0e-4"),
+    _study("study_ema", "our recipe without EMA", "train.ema_decay=0.0"),
+]}
+#: The study's factors: the run that reverts one factor of our recipe to the baseline's choice.
+STUDY_FACTORS = {"network": "study_network", "noise schedule": "study_schedule", "learning rate": "study_lr",
+                 "EMA": "study_ema"}
+
+
+def get_experiment(name: str) -> Experiment:
+    if name not in EXPERIMENTS:
+        raise UserError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}")
+    return EXPERIMENTS[name]
+
+
+def experiment_names(group: str | None = None) -> list[str]:
+    return [name for name, e in EXPERIMENTS.items() if group in (None, e.group)]
+
+
+def run_dir(name: str, profile: str = "full") -> Path:
+    """Scratch training folder (``runs/<name>``, or ``runs/smoke/<name>``)."""
+    return runs_root(profile) / name
+
+
+def results_dir(profile: str = "full") -> Path:
+    """Committed results (``results/``); the smoke profile writes to ``runs/smoke/results`` instead."""
+    return runs_root("smoke") / "results" if profile == "smoke" else repo_root() / "results"
+
+
+def experiment_config(name: str, profile: str = "full") -> Config:
+    """The run's config; under the smoke profile the smoke sizes win over the experiment's own steps."""
+    e = get_experiment(name)
+    overrides = list(e.overrides)
+    if profile == "smoke":
+        overrides += [f"{key}={value}" for key, value in SMOKE_OVERRIDES.items()]
+        overrides += ["train.snapshot_steps=[10, 20]", "train.sample_every=0"]  # one sample grid, at the end
+    return load_config(repo_root() / "configs" / e.config, overrides)
+
+
+def hardware() -> dict[str, Any]:
+    """What the numbers were measured on: CPU model, cores, torch threads, GPU if any, versions."""
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "torch": torch.__version__, "python": platform.python_version()}
+
+
+def train_experiment(name: str, profile: str = "full", progress: bool = True) -> Path:
+    """Train (or continue training) a run and publish its weights, log and config into the results folder."""
+    from .train import train
+
+    config = experiment_config(name, profile)
+    folder = run_dir(name, profile)
+    # A full run resumes from its newest good checkpoint (or starts); a smoke run always starts afresh.
+    train(config, folder, resume=profile != "smoke", profile=profile, progress=progress)
+    save_json(folder / "hardware.json", hardware())
+    return publish_weights(name, profile)
+
+
+def publish_weights(name: str, profile: str = "full") -> Path:
+    """Copy ``ema.pt`` (+ its digest), ``log.jsonl``, ``config.yaml`` and ``hardware.json`` into ``results/<name>/``."""
+    source, target = run_dir(name, profile), results_dir(profile) / name
+    if not (source / "ema.pt").is_file():
+        raise UserError(f"{source / 'ema.pt'} does not exist: train first (python -m mnist_diffusion experiment train {name})")
+    target.mkdir(parents=True, exist_ok=True)
+    for file in ("ema.pt", "ema.pt.sha256", "log.jsonl", "config.yaml", "hardware.json"):
+        if (source / file).is_file():
+            shutil.copy2(source / file, target / file)
+    return target
+
+
+def weights_path(name: str, profile: str = "full") -> Path:
+    path = results_dir(profile) / name / "ema.pt"
+    if not path.is_file():
+        raise UserError(f"{path} does not exist: train the run (python -m mnist_diffusion experiment train {name})")
+    return path
+
+
+def evaluation_key(sampler: str, steps: int | None, n: int) -> str:
+    """e.g. ``ddim-50_n10000``, ``ancestral_n2000``, ``alg2_n10000``."""
+    return f"{sampler}{'' if steps is None else f'-{steps}'}_n{n}"
+
+
+def _weights_digest(path: Path) -> str:
+    sidecar = digest_path(path)
+    return sidecar.read_text().split()[0][:16] if sidecar.is_file() else "nodigest"
+
+
+def draw_samples(weights: Path, sampler: str, steps: int | None, n: int, seed: int, cache: Path,
+                 progress: bool = True) -> tuple[Any, float]:
+    """``n`` samples (uint8 [n, 28, 28]) from a checkpoint, cached in ``cache`` by weights digest, sampler and seed.
+
+    Returns (images, sampling seconds; 0.0 when read from the cache)."""
+    import time
+
+    import numpy as np
+
+    from .sampling import generate, load_trained, save_samples
+
+    file = cache / f"{_weights_digest(weights)}_{evaluation_key(sampler, steps, n)}_seed{seed}.npz"
+    if file.is_file():
+        with np.load(file) as data:
+            return data["images"], float(json.loads(str(data["meta"]))["sampling_seconds"])
+    trained = load_trained(weights, device="auto")
+    options: dict[str, Any] = {"sampler": sampler} | ({"steps": steps} if steps is not None else {})
+    started = time.perf_counter()
+    images = generate(trained, n, seed=seed, progress=progress, **options)
+    seconds = time.perf_counter() - started
+    save_samples(file, images, {"checkpoint": str(weights), "n": n, "seed": seed, "sampling_seconds": seconds, **options})
+    return images, seconds
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def evaluate_experiment(name: str, profile: str = "full", progress: bool = True,
+                        only: tuple[str, ...] | None = None) -> Path:
+    """Run every evaluation of an experiment (or the keys in ``only``) and (re)write ``results/<name>/metrics.json``."""
+    from .evaluation import evaluate
+
+    e = get_experiment(name)
+    weights = weights_path(name, profile)
+    state = load_checkpoint(weights)
+    out = results_dir(profile) / name / "metrics.json"
+    record = _read_json(out)
+    record.update({"name": name, "description": e.description, "config": e.config, "overrides": list(e.overrides),
+                   "training": {"steps": int(state["step"]), **state.get("stats", {}),
+                                "hardware": _read_json(weights.parent / "hardware.json")},
+                   "weights_sha256_16": _weights_digest(weights)})
+    evaluations = record.setdefault("evaluations", {})
+    specs = _scaled(list(e.evaluations), profile)
+    record["headline"] = evaluation_key(*specs[0][:3])
+    for sampler, steps, n, n_seeds in specs:
+        if only is not None and evaluation_key(sampler, steps, n) not in only:
+            continue
+        key = evaluation_key(sampler, steps, n)
+        drawn = [draw_samples(weights, sampler, steps, n, seed, run_dir(name, profile) / "samples", progress)
+                 for seed in range(n_seeds)]
+        result = evaluate([images for images, _ in drawn], n=n, seeds=list(range(n_seeds)), progress=progress)
+        result.update({"sampler": sampler, "steps": steps, "sampling_seconds": [round(s, 2) for _, s in drawn],
+                       "evaluation_hardware": hardware()})
+        evaluations[key] = result
+        save_json(out, record)
+    if e.config.startswith("cold") and (only is None or "restoration" in only):
+        record["restoration"] = restoration(weights, n=100 if profile == "smoke" else RESTORATION_N)
+        save_json(out, record)
+    return out
+
+
+#: Test images restored per starting step in the cold models' restoration check.
+RESTORATION_N = 2_000
+
+
+def restoration(weights: Path, n: int = RESTORATION_N) -> dict[str, Any]:
+    """Conditional restoration by a cold model (labelled separately from generation): the first ``n`` test
+    images degraded to t = T/2 and t = T (seeded state), restored with Algorithm 2; mean absolute pixel error in
+    [-1, 1] units of the degraded and of the restored images, per starting step."""
+    from .sampling import load_trained, restore_test_images
+
+    model = load_trained(weights, device="auto")
+    out = {}
+    for t_start in (model.process.T // 2, model.process.T):
+        result = restore_test_images(model, n, t_start=t_start, algorithm="alg2", seed=0)
+        out[f"t{t_start}"] = {"t_start": t_start, "n": n, "l1_degraded": result["l1_degraded"],
+                              "l1_restored": result["l1_restored"]}
+    return out
+
+
+def _scaled(specs: list[tuple[str, int | None, int, int]], profile: str) -> list[tuple[str, int | None, int, int]]:
+    """Smoke profile: the same evaluations (duplicates dropped) at N = 100 and one seed."""
+    if profile != "smoke":
+        return specs
+    return list(dict.fromkeys((s, st, 100, 1) for s, st, _, _ in specs))
+
+
+def curve_experiment(name: str, profile: str = "full", n: int = 2_000, seed: int = 0, progress: bool = True) -> Path:
+    """Quality per compute: classifier-FID (N = ``n``, one seed, the headline sampler) of every snapshot kept
+    during training, with its training seconds and images seen, into ``results/<name>/curve.json``."""
+    from .evaluation import evaluate
+
+    e = get_experiment(name)
+    sampler, steps = e.evaluations[0][:2]
+    n = 100 if profile == "smoke" else n
+    snapshots = list_checkpoints(run_dir(name, profile) / "snapshots")
+    if not snapshots:
+        raise UserError(f"no snapshots in {run_dir(name, profile) / 'snapshots'}: train the run first "
+                        f"(its config keeps them at train.snapshot_steps)")
+    points = []
+    for step, path in snapshots:
+        images, seconds = draw_samples(path, sampler, steps, n, seed, run_dir(name, profile) / "samples", progress)
+        result = evaluate(images, n=n, seeds=[seed])
+        stats = load_checkpoint(path)["stats"]
+        points.append({"step": step, "train_seconds": round(stats["train_seconds"], 2),
+                       "images_seen": stats["images_seen"], "sampling_seconds": round(seconds, 2),
+                       **{key: result["metrics"][key]["value"] for key in ("fid", "precision", "recall", "confident_share")}})
+        if progress:
+            print(f"{name} step {step}: classifier-FID {points[-1]['fid']:.3f}")
+    out = results_dir(profile) / name / "curve.json"
+    save_json(out, {"name": name, "n": n, "seed": seed, "sampler": sampler, "steps": steps,
+                    "fid_floor": result["metrics"]["fid"]["floor"], "points": points, "hardware": hardware()})
+    return out
+
+
+def _committed_floors() -> dict[int, dict[str, Any]]:
+    """The committed real-data floors of the current classifier, by N."""
+    from .evaluation.classifier import load_classifier
+
+    prefix = load_classifier().sha256[:16]
+    found = {}
+    for path in sorted((repo_root() / "results" / "floors").glob(f"{prefix}_n*.json")):
+        data = json.loads(path.read_text())
+        found[int(data["n"])] = data
+    return found
+
+
+def summarise(profile: str = "full") -> Path:
+    """Gather every experiment's headline evaluation, the study and the curves into ``results/summary.json``."""
+    root = results_dir(profile)
+    models, study = {}, {}
+    for name, e in EXPERIMENTS.items():
+        record = _read_json(root / name / "metrics.json")
+        if not record:
+            continue
+        entry = {"description": e.description, "training": record["training"], "headline": record["headline"],
+                 "evaluations": {key: {"sampler": ev["sampler"], "steps": ev["steps"], "n": ev["n"], "sets": ev["sets"],
+                                       "sampling_seconds": ev["sampling_seconds"],
+                                       "metrics": {k: {f: m[f] for f in ("value", "std", "floor", "floor_std")}
+                                                   for k, m in ev["metrics"].items()}}
+                                 for key, ev in record["evaluations"].items()},
+                 "restoration": record.get("restoration"),
+                 "curve": _read_json(root / name / "curve.json").get("points")}
+        (study if e.group == "study" else models)[name] = entry
+    floors = {str(n): {k: {"value": m["value"], "std": m["std"]} for k, m in data["metrics"].items()}
+              for n, data in _committed_floors().items()}
+    summary = {"format": "mnist-diffusion-summary/1", "models": models, "study": study, "floors": floors,
+               "study_steps": STUDY_STEPS, "study_factors": STUDY_FACTORS}
+    out = root / "summary.json"
+    save_json(out, summary)
+    return out
+
+
+#: The most samples one call of :func:`samples` draws under the smoke profile.
+SMOKE_SAMPLES = 32
+
+
+# --- what the notebooks call: load what is committed, produce what is missing ---------------------------------
+
+def trained(name: str, profile: str | None = None, progress: bool = True):
+    """The experiment's final network as a :class:`~mnist_diffusion.sampling.TrainedModel`: the committed weights
+    in ``results/<name>/ema.pt`` when present, else trained now (under the smoke profile: always, in seconds)."""
+    from .paths import active_profile
+    from .sampling import load_trained
+
+    profile = active_profile(profile)
+    path = results_dir(profile) / name / "ema.pt"
+    if profile == "smoke" or not path.is_file():
+        get_experiment(name)
+        if profile != "smoke" and progress:
+            print(f"{name}: no committed weights in {path.parent}; training it now (resumable)")
+        train_experiment(name, profile, progress)
+    return load_trained(path, device="auto")
+
+
+def samples(name: str, n: int, seed: int = 0, sampler: str | None = None, steps: int | None = None,
+            profile: str | None = None, progress: bool = True):
+    """``n`` samples (uint8 [n, 28, 28]) of the experiment's final weights, drawn once and cached in ``runs/``.
+    Default sampler: the experiment's headline one; the same arguments always give the same images. Under the
+    smoke profile at most ``SMOKE_SAMPLES`` are drawn, whatever ``n`` asks for."""
+    from .paths import active_profile
+
+    profile = active_profile(profile)
+    e = get_experiment(name)
+    n = min(n, SMOKE_SAMPLES) if profile == "smoke" else n
+    if sampler is None:
+        sampler, steps = e.evaluations[0][:2]
+    weights = results_dir(profile) / name / "ema.pt"
+    if not weights.is_file():
+        trained(name, profile, progress)
+    return draw_samples(weights, sampler, steps, n, seed, run_dir(name, profile) / "samples", progress)[0]
+
+
+def training_log(name: str, profile: str | None = None) -> list[dict[str, Any]]:
+    """The run's ``log.jsonl`` records (step, loss, lr, train_seconds, images_seen, img_per_s)."""
+    from .paths import active_profile
+
+    path = results_dir(active_profile(profile)) / name / "log.jsonl"
+    if not path.is_file():
+        raise UserError(f"{path} does not exist: train the run (python -m mnist_diffusion experiment train {name})")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def metrics(name: str, profile: str | None = None) -> dict[str, Any]:
+    """``results/<name>/metrics.json``; evaluated now if missing (always fresh under the smoke profile)."""
+    from .paths import active_profile
+
+    profile = active_profile(profile)
+    path = results_dir(profile) / name / "metrics.json"
+    if profile == "smoke" or not path.is_file():
+        if profile == "smoke" and not (results_dir(profile) / name / "ema.pt").is_file():
+            trained(name, profile, progress=False)
+        evaluate_experiment(name, profile, progress=False)
+    return json.loads(path.read_text())
+
+
+def summary(profile: str | None = None) -> dict[str, Any]:
+    """``results/summary.json`` (rewritten from the metrics files first under the smoke profile)."""
+    from .paths import active_profile
+
+    profile = active_profile(profile)
+    path = results_dir(profile) / "summary.json"
+    if profile == "smoke" or not path.is_file():
+        summarise(profile)
+    return json.loads(path.read_text())

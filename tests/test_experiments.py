@@ -1,0 +1,83 @@
+"""The experiments registry end to end under the smoke profile: train -> publish -> evaluate -> curve -> summary."""
+
+import json
+
+import numpy as np
+import pytest
+
+from mnist_diffusion import experiments as ex
+from mnist_diffusion.checkpoint import list_checkpoints, load_checkpoint
+from mnist_diffusion.cli import main
+from mnist_diffusion.errors import UserError
+
+
+def test_registry_configs_build_and_study_changes_one_factor_each():
+    recipe = ex.experiment_config("study_recipe").to_dict()
+    baseline = ex.experiment_config("study_baseline").to_dict()
+    assert recipe["train"]["steps"] == baseline["train"]["steps"] == ex.STUDY_STEPS
+    factor_keys = {"network": {("model", "arch"), ("model", "channels")}, "noise schedule": {("diffusion", "schedule")},
+                   "learning rate": {("optim", "lr")}, "EMA": {("train", "ema_decay")}}
+    for factor, run in ex.STUDY_FACTORS.items():
+        changed = ex.experiment_config(run).to_dict()
+        diffs = {(section, key) for section, values in recipe.items() if isinstance(values, dict)
+                 for key, value in values.items() if changed[section][key] != value}
+        assert diffs == factor_keys[factor], f"{run} must revert exactly {factor}, changed {diffs}"
+        for section, key in diffs:  # ...and revert it to the baseline's value
+            assert changed[section][key] == baseline[section][key]
+    final = ex.experiment_config("ddpm_unet")
+    assert final.train.snapshot_steps[-1] == final.train.steps
+
+
+def test_smoke_config_keeps_smoke_sizes():
+    config = ex.experiment_config("study_recipe", profile="smoke")
+    assert config.train.steps == 20 and config.data.subset == 512
+
+
+def test_unknown_experiment_is_a_user_error():
+    with pytest.raises(UserError, match="unknown experiment 'nope'"):
+        ex.get_experiment("nope")
+    assert main(["experiment", "evaluate", "nope"]) == 2
+
+
+@pytest.mark.slow
+def test_smoke_pipeline_train_evaluate_curve_summary(capsys):
+    name = "study_recipe"
+    assert main(["experiment", "train", name, "--profile", "smoke", "--no-progress"]) == 0
+    published = ex.results_dir("smoke") / name
+    assert ex.results_dir("smoke") != ex.results_dir("full")
+    assert {"ema.pt", "log.jsonl", "config.yaml", "hardware.json"} <= {p.name for p in published.iterdir()}
+    snapshots = list_checkpoints(ex.run_dir(name, "smoke") / "snapshots")
+    assert [step for step, _ in snapshots] == [10, 20]
+    # the last snapshot holds the final EMA weights
+    final = load_checkpoint(published / "ema.pt")
+    last = load_checkpoint(snapshots[-1][1])
+    for key, value in final["ema"].items():
+        assert (last["ema"][key] == value).all()
+    assert last["stats"]["images_seen"] == 20 * 32
+
+    assert main(["experiment", "evaluate", name, "--profile", "smoke", "--no-progress"]) == 0
+    record = json.loads((published / "metrics.json").read_text())
+    key = record["headline"]
+    assert key == "ddim-50_n100"
+    evaluation = record["evaluations"][key]
+    assert evaluation["n"] == 100 and evaluation["sampler"] == "ddim" and evaluation["steps"] == 50
+    assert record["training"]["images_seen"] == 20 * 32 and record["training"]["train_seconds"] > 0
+    # the samples are cached by weights digest and are what was evaluated: re-evaluating them gives the same FID
+    from mnist_diffusion.evaluation import evaluate
+
+    cached = sorted((ex.run_dir(name, "smoke") / "samples").glob(f"*_{key}_seed0.npz"))
+    assert len(cached) == 1
+    with np.load(cached[0]) as data:
+        again = evaluate(data["images"], n=100)
+    assert again["metrics"]["fid"]["value"] == pytest.approx(evaluation["metrics"]["fid"]["value"], rel=1e-9)
+
+    assert main(["experiment", "curve", name, "--profile", "smoke", "--no-progress"]) == 0
+    curve = json.loads((published / "curve.json").read_text())
+    assert [p["step"] for p in curve["points"]] == [10, 20]
+    assert curve["points"][0]["train_seconds"] < curve["points"][1]["train_seconds"]
+
+    assert main(["experiment", "summary", "--profile", "smoke"]) == 0
+    summary = json.loads((ex.results_dir("smoke") / "summary.json").read_text())
+    row = summary["study"][name]
+    assert row["evaluations"][key]["metrics"]["fid"]["value"] == evaluation["metrics"]["fid"]["value"]
+    assert [p["step"] for p in row["curve"]] == [10, 20]

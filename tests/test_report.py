@@ -1,0 +1,166 @@
+"""The report's numbers come from the results JSON, its figures from the notebooks, and the notebooks stay thin."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from mnist_diffusion import report_tables as rt
+from mnist_diffusion.paths import repo_root
+
+REPO = repo_root()
+DEFRESULT = re.compile(r"^\\defresult\{(?P<key>[^}]*)\}\{(?P<value>[^}]*)\}% (?P<source>.*)$")
+
+
+def follow(summary: dict, path: str):
+    """Value at a dotted JSON path such as ``models.ddpm_unet.evaluations.ddim-50_n10000.metrics.fid.value``;
+    evaluation keys contain no dots, so splitting on dots is exact."""
+    node = summary
+    for part in path.split("."):
+        node = node[part]
+    return node
+
+
+def synthetic_summary() -> dict:
+    def evaluation(fid, n, sets, sampler, steps):
+        metrics = {"fid": {"value": fid, "std": 0.1 * fid if sets > 1 else None, "floor": 2.6, "floor_std": 0.38},
+                   "precision": {"value": 0.81234, "std": 0.004, "floor": 0.866, "floor_std": 0.002}}
+        return {"sampler": sampler, "steps": steps, "n": n, "sets": sets, "sampling_seconds": [12.5] * sets,
+                "metrics": metrics}
+
+    def model(fid):
+        return {"description": "x", "headline": "ddim-50_n10000",
+                "training": {"steps": 14063, "train_seconds": 7200.0, "images_seen": 1800064},
+                "evaluations": {"ddim-50_n10000": evaluation(fid, 10000, 3, "ddim", 50),
+                                "ddim-50_n2000": evaluation(fid * 1.1, 2000, 1, "ddim", 50),
+                                "ancestral_n2000": evaluation(fid, 2000, 1, "ancestral", None)},
+                "restoration": None,
+                "curve": [{"step": 1000, "train_seconds": 600.0, "fid": fid * 3},
+                          {"step": 14063, "train_seconds": 7200.0, "fid": fid}]}
+
+    return {"format": "mnist-diffusion-summary/1", "study_steps": 1000,
+            "models": {"ddpm_baseline": model(20.0), "ddpm_unet": model(4.0)},
+            "study": {"study_recipe": model(9.0), "study_ema": model(12.5)},
+            "floors": {"10000": {"fid": {"value": 2.603, "std": 0.381}}}}
+
+
+@pytest.mark.parametrize("value, text", [(2.6031, "2.60"), (0.26113, "0.261"), (12.345, "12.3"), (1234.5, "1234"),
+                                         (14063, "14\\,063"), (0.0, "0"), (None, "--"), (-0.2456, "-0.246")])
+def test_format_value(value, text):
+    assert rt.format_value(value) == text
+    if value is not None:
+        assert rt.parse_value(text) == pytest.approx(value, abs=half_last_digit(text))
+
+
+def half_last_digit(text: str) -> float:
+    """Half a unit of the last printed digit: how far a correctly rounded print may be from the value."""
+    decimals = len(text.split(".")[1]) if "." in text else 0
+    return 0.5 * 10.0**-decimals * (1 + 1e-9)
+
+
+def check_results_tex(text: str, summary: dict) -> int:
+    """Every \\defresult whose source is a JSON path prints that path's value; returns how many were checked."""
+    checked = 0
+    for line in text.splitlines():
+        match = DEFRESULT.match(line)
+        if not match or match["source"].startswith("formula:") or match["value"] == "--":
+            continue  # comments, and derived numbers (their source is a formula, checked separately)
+        expected = follow(summary, match["source"])
+        assert rt.parse_value(match["value"]) == pytest.approx(expected, abs=half_last_digit(match["value"])), match["key"]
+        checked += 1
+    return checked
+
+
+def test_every_number_equals_its_json_source_in_a_synthetic_summary():
+    summary = synthetic_summary()
+    text = rt.collect(summary).tex()
+    assert check_results_tex(text, summary) > 50
+    values = {m["key"]: m["value"] for m in map(DEFRESULT.match, text.splitlines()) if m}
+    # derived numbers, recomputed independently
+    assert rt.parse_value(values["derived/ddpm_unet/fidratio"]) == pytest.approx(4.0 / 2.6, rel=5e-3)
+    assert rt.parse_value(values["derived/unetreachesbaselinefraction"]) == pytest.approx(600 / 7200, rel=5e-3)
+    assert rt.parse_value(values["derived/study_ema/fidchange"]) == pytest.approx(3.5, rel=5e-3)
+    assert rt.parse_value(values["ddpm_unet/headline/msperimage"]) == pytest.approx(1000 * 37.5 / 30000, rel=5e-3)
+    assert values["ddpm_unet/train/steps"] == "14\\,063"
+
+
+def test_tables_hold_no_typed_numbers(tmp_path):
+    summary_path = tmp_path / "summary.json"
+    summary_path.write_text(json.dumps(synthetic_summary()))
+    paths = rt.write_report_tables(summary_path, tmp_path / "generated")
+    for path in paths:
+        if path.name == "results.tex":
+            continue
+        body = path.read_text().split("\\midrule", 1)[1].split("\\bottomrule")[0]
+        for row in body.strip().splitlines():
+            data_cells = re.sub(r"\\res\{[^}]*\}", "", " & ".join(row.split(" & ")[1:]))  # after the row label
+            assert not re.search(r"\d", data_cells), f"{path.name}: a typed number in {row!r}"
+
+
+def test_committed_generated_tex_matches_committed_results(tmp_path):
+    summary_path = REPO / "results" / "summary.json"
+    if not summary_path.is_file():
+        pytest.skip("results/summary.json is not committed yet")
+    summary = json.loads(summary_path.read_text())
+    committed = (REPO / "report" / "generated" / "results.tex").read_text()
+    check_results_tex(committed, summary)
+    fresh = rt.write_report_tables(summary_path, tmp_path)
+    for path in fresh:
+        assert path.read_text() == (REPO / "report" / "generated" / path.name).read_text(), \
+            f"report/generated/{path.name} is stale: run make report-tables"
+
+
+def report_sources() -> str:
+    """The hand-written LaTeX of the report, comments removed."""
+    text = "\n".join(p.read_text() for p in sorted((REPO / "report").rglob("*.tex")) if "generated" not in p.parts)
+    return re.sub(r"(?<!\\)%.*", "", text)
+
+
+def figure_names_saved_by_notebooks() -> set[str]:
+    names = set()
+    for notebook in sorted((REPO / "notebooks").glob("[0-9]*.ipynb")):
+        for cell in json.loads(notebook.read_text())["cells"]:
+            names.update(re.findall(r'save_figure\(\w+, "([a-z0-9_]+)"\)', "".join(cell["source"])))
+    return names
+
+
+def results_complete() -> bool:
+    summary_path = REPO / "results" / "summary.json"
+    if not summary_path.is_file():
+        return False
+    summary = json.loads(summary_path.read_text())
+    return set(summary["models"]) >= set(rt.MODEL_LABELS) and len(summary["study"]) == 6
+
+
+def test_every_report_figure_is_saved_by_a_notebook():
+    used = set(re.findall(r"\\fig\{([a-z0-9_]+)\}", report_sources()))
+    assert used, "the report includes no figures"
+    missing = used - figure_names_saved_by_notebooks()
+    assert not missing, f"figures the report includes but no notebook saves: {sorted(missing)}"
+
+
+def test_every_report_figure_and_number_exists_once_results_are_complete():
+    if not results_complete():
+        pytest.skip("the experiments are not all in results/summary.json yet")
+    used = set(re.findall(r"\\fig\{([a-z0-9_]+)\}", report_sources()))
+    missing = [name for name in used if not (REPO / "figures" / f"{name}.pdf").is_file()]
+    assert not missing, f"figures not generated (make figures): {missing}"
+    keys = set(re.findall(r"\\res\{([^}]*)\}", report_sources()))
+    keys |= {k for p in (REPO / "report" / "generated").glob("*.tex") for k in re.findall(r"\\res\{([^}]*)\}", p.read_text())}
+    defined = set(re.findall(r"\\defresult\{([^}]*)\}", (REPO / "report" / "generated" / "results.tex").read_text()))
+    assert keys <= defined, f"numbers the report prints but results.tex lacks: {sorted(keys - defined)}"
+
+
+def test_notebooks_are_thin_and_clean():
+    notebooks = sorted((REPO / "notebooks").glob("[0-9]*.ipynb"))
+    assert [p.name[:2] for p in notebooks] == ["01", "02", "03", "04"]
+    for notebook in notebooks:
+        cells = json.loads(notebook.read_text())["cells"]
+        assert cells[0]["cell_type"] == "markdown"
+        for cell in cells:
+            if cell["cell_type"] != "code":
+                continue
+            lines = [line for line in "".join(cell["source"]).splitlines() if line.strip() and not line.strip().startswith("#")]
+            assert len(lines) <= 15, f"{notebook.name}: a code cell of {len(lines)} lines belongs in the package"
+            assert not cell["outputs"], f"{notebook.name}: commit notebooks without outputs (make figures runs them)"
