@@ -37,6 +37,7 @@ test: data ## run the whole test suite and the notebooks under the smoke profile
 	$(MAKE) --no-print-directory test-notebooks
 
 test-notebooks: data ## run every notebook top to bottom under the smoke profile (pytest --nbmake; seconds-sized runs)
+	rm -rf runs/smoke  # scratch: the notebooks then train each tiny model once and share it
 	MNIST_DIFFUSION_PROFILE=smoke $(PYTHON) -m pytest --nbmake --nbmake-timeout=900 notebooks/
 
 test-fast: data ## the test suite without the tests marked slow

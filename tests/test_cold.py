@@ -139,7 +139,7 @@ def test_custom_degradation_trains_end_to_end_in_the_smoke_profile(mnist_root, t
         with np.load(out) as npz:
             assert npz["images"].shape == (6, 28, 28) and json.loads(str(npz["meta"]))["sampler"] == sampler
     restored = tmp_path / "restored.npz"
-    result = run_cli("restore", "--checkpoint", str(run), "--n", "5", "--t", "20", "--out", str(restored))
+    result = run_cli("restore", "--checkpoint", str(run), "--n", "5", "--t", "5", "--out", str(restored))
     assert result.returncode == 0, result.stderr
     with np.load(restored) as npz:
         assert {"images", "degraded", "targets", "meta"} <= set(npz.files)

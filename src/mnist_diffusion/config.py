@@ -117,6 +117,8 @@ SMOKE_OVERRIDES: dict[str, Any] = {
     "train.checkpoint_every": 10,
     "sample.steps": 5,
     "sample.n_grid": 16,
+    "diffusion.T": 100,  # fewer ancestral steps and cold steps: sampling in smoke runs takes seconds
+    "cold.T": 10,
 }
 
 

@@ -328,17 +328,17 @@ SMOKE_SAMPLES = 32
 # --- what the notebooks call: load what is committed, produce what is missing ---------------------------------
 
 def trained(name: str, profile: str | None = None, progress: bool = True):
-    """The experiment's final network as a :class:`~mnist_diffusion.sampling.TrainedModel`: the committed weights
-    in ``results/<name>/ema.pt`` when present, else trained now (under the smoke profile: always, in seconds)."""
+    """The experiment's final network as a :class:`~mnist_diffusion.sampling.TrainedModel`: the weights in
+    ``results/<name>/ema.pt`` when present (committed, or under the smoke profile a scratch copy), else trained now."""
     from .paths import active_profile
     from .sampling import load_trained
 
     profile = active_profile(profile)
     path = results_dir(profile) / name / "ema.pt"
-    if profile == "smoke" or not path.is_file():
+    if not path.is_file():
         get_experiment(name)
-        if profile != "smoke" and progress:
-            print(f"{name}: no committed weights in {path.parent}; training it now (resumable)")
+        if progress:
+            print(f"{name}: no weights in {path.parent}; training it now (resumable)")
         train_experiment(name, profile, progress)
     return load_trained(path, device="auto")
 
@@ -372,16 +372,31 @@ def training_log(name: str, profile: str | None = None) -> list[dict[str, Any]]:
 
 
 def metrics(name: str, profile: str | None = None) -> dict[str, Any]:
-    """``results/<name>/metrics.json``; evaluated now if missing (always fresh under the smoke profile)."""
+    """``results/<name>/metrics.json``, evaluated now if it is missing or was made from other weights."""
     from .paths import active_profile
 
     profile = active_profile(profile)
     path = results_dir(profile) / name / "metrics.json"
-    if profile == "smoke" or not path.is_file():
-        if profile == "smoke" and not (results_dir(profile) / name / "ema.pt").is_file():
-            trained(name, profile, progress=False)
+    weights = results_dir(profile) / name / "ema.pt"
+    if not weights.is_file():
+        trained(name, profile, progress=False)
+    if _read_json(path).get("weights_sha256_16") != _weights_digest(weights):
+        print(f"{name}: evaluating {weights} (no metrics of these weights in {path.parent} yet)")
         evaluate_experiment(name, profile, progress=False)
     return json.loads(path.read_text())
+
+
+def curve(name: str, profile: str | None = None) -> list[dict[str, Any]]:
+    """The points of ``results/<name>/curve.json`` (quality per compute), computed from the run's snapshots if missing."""
+    from .paths import active_profile
+
+    profile = active_profile(profile)
+    path = results_dir(profile) / name / "curve.json"
+    if not path.is_file():
+        if not (results_dir(profile) / name / "ema.pt").is_file():
+            trained(name, profile, progress=False)
+        curve_experiment(name, profile, progress=False)
+    return json.loads(path.read_text())["points"]
 
 
 def summary(profile: str | None = None) -> dict[str, Any]:
