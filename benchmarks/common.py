@@ -307,15 +307,21 @@ def machine_line(document: dict[str, Any]) -> str:
 
 
 def run_benchmark(args: argparse.Namespace, measure: Callable[[argparse.Namespace], dict[str, Any]],
-                  markdown: Callable[[dict[str, Any]], str], memory_workload: Callable[[], Callable[[], Any]],
+                  markdown: Callable[[dict[str, Any]], str], memory_workload: Callable[[], Callable[[], Any]] | None,
                   memory_calls: int = 2) -> dict[str, Any] | None:
     """Every benchmark script's ``main`` after parsing: set the threads, then either run one memory case (child
     process of :func:`measure_memory`) or measure, write the JSON and print the table."""
+    threads_before = torch.get_num_threads()
     apply_threads(args)
-    if args.memory_case:
-        memory_case_report(args.memory_case, memory_workload, calls=memory_calls)
-        return None
-    document = measure(args)
+    try:
+        if args.memory_case:
+            if memory_workload is None:
+                raise SystemExit("this benchmark measures no memory cases")
+            memory_case_report(args.memory_case, memory_workload, calls=memory_calls)
+            return None
+        document = measure(args)
+    finally:  # called in-process (the tests), a benchmark must not leave torch on another thread count
+        torch.set_num_threads(threads_before)
     write_json(args.out, document)
     print(markdown(document))
     return document

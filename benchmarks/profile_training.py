@@ -88,18 +88,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--top", type=int, default=10)
     args = parser.parse_args(argv)
-    common.apply_threads(args)
+    return common.run_benchmark(args, measure, markdown, memory_workload=None)
+
+
+def measure(args) -> dict[str, Any]:
+    """Profile each case and return the result document."""
     started = time.perf_counter()
     before = common.state_before(args)
     batch, steps = (8, 1) if args.quick else (args.batch, args.steps)
     warmup = 2 * common.warmup_calls(args)
     cases = args.case or (DEFAULT_CASES[:1] if args.quick else DEFAULT_CASES)
     results = [profile_case(case, batch, steps, args.top, warmup) for case in cases]
-    document = common.payload("profile", args, {"batch": batch, "steps": steps, "threads": torch.get_num_threads()},
-                              before, started, results=results)
-    common.write_json(args.out, document)
-    print(markdown(document))
-    return document
+    return common.payload("profile", args, {"batch": batch, "steps": steps, "threads": torch.get_num_threads()},
+                          before, started, results=results)
 
 
 if __name__ == "__main__":
