@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,8 +151,13 @@ def publish_weights(name: str, profile: str = "full") -> Path:
     return target
 
 
+def published_weights(name: str, profile: str = "full") -> Path:
+    """``results/<name>/ema.pt`` (it may not exist yet)."""
+    return results_dir(profile) / name / "ema.pt"
+
+
 def weights_path(name: str, profile: str = "full") -> Path:
-    path = results_dir(profile) / name / "ema.pt"
+    path = published_weights(name, profile)
     if not path.is_file():
         raise UserError(f"{path} does not exist: train the run (python -m mnist_diffusion experiment train {name})")
     return path
@@ -172,8 +178,6 @@ def draw_samples(weights: Path, sampler: str, steps: int | None, n: int, seed: i
     """``n`` samples (uint8 [n, 28, 28]) from a checkpoint, cached in ``cache`` by weights digest, sampler and seed.
 
     Returns (images, sampling seconds; 0.0 when read from the cache)."""
-    import time
-
     import numpy as np
 
     from .sampling import generate, load_trained, save_samples
@@ -295,6 +299,21 @@ def _committed_floors() -> dict[int, dict[str, Any]]:
     return found
 
 
+def fid_by_steps(record: dict[str, Any]) -> tuple[dict[str, list[tuple[int, float]]], float | None]:
+    """From a DDPM run's metrics: the one-seed (N = 2,000) classifier-FID of each sampler against its network
+    evaluations per sample, ``{"ddim": [(10, fid), ...], "ancestral": [(T, fid)]}`` sorted by steps, and the
+    real-data FID floor at that N."""
+    one_seed = [e for e in record["evaluations"].values() if e["sets"] == 1]
+    from .paths import active_profile
+
+    T = experiment_config(record["name"], active_profile()).diffusion.T
+    series: dict[str, list[tuple[int, float]]] = {}
+    for e in one_seed:
+        series.setdefault(e["sampler"], []).append((e["steps"] or T, e["metrics"]["fid"]["value"]))
+    floor = one_seed[0]["metrics"]["fid"]["floor"] if one_seed else None
+    return {sampler: sorted(points) for sampler, points in series.items()}, floor
+
+
 def summarise(profile: str = "full") -> Path:
     """Gather every experiment's headline evaluation, the study and the curves into ``results/summary.json``."""
     root = results_dir(profile)
@@ -314,7 +333,12 @@ def summarise(profile: str = "full") -> Path:
         (study if e.group == "study" else models)[name] = entry
     floors = {str(n): {k: {"value": m["value"], "std": m["std"]} for k, m in data["metrics"].items()}
               for n, data in _committed_floors().items()}
+    from .evaluation.classifier import training_record
+
+    record = training_record() or {}
+    classifier = {"sha256": record.get("sha256"), "test_accuracy": record.get("test_accuracy")}
     summary = {"format": "mnist-diffusion-summary/1", "models": models, "study": study, "floors": floors,
+               "classifier": classifier,
                "study_steps": STUDY_STEPS, "study_factors": STUDY_FACTORS}
     out = root / "summary.json"
     save_json(out, summary)
@@ -334,7 +358,7 @@ def trained(name: str, profile: str | None = None, progress: bool = True):
     from .sampling import load_trained
 
     profile = active_profile(profile)
-    path = results_dir(profile) / name / "ema.pt"
+    path = published_weights(name, profile)
     if not path.is_file():
         get_experiment(name)
         if progress:
@@ -355,7 +379,7 @@ def samples(name: str, n: int, seed: int = 0, sampler: str | None = None, steps:
     n = min(n, SMOKE_SAMPLES) if profile == "smoke" else n
     if sampler is None:
         sampler, steps = e.evaluations[0][:2]
-    weights = results_dir(profile) / name / "ema.pt"
+    weights = published_weights(name, profile)
     if not weights.is_file():
         trained(name, profile, progress)
     return draw_samples(weights, sampler, steps, n, seed, run_dir(name, profile) / "samples", progress)[0]
@@ -377,7 +401,7 @@ def metrics(name: str, profile: str | None = None) -> dict[str, Any]:
 
     profile = active_profile(profile)
     path = results_dir(profile) / name / "metrics.json"
-    weights = results_dir(profile) / name / "ema.pt"
+    weights = published_weights(name, profile)
     if not weights.is_file():
         trained(name, profile, progress=False)
     if _read_json(path).get("weights_sha256_16") != _weights_digest(weights):
@@ -393,7 +417,7 @@ def curve(name: str, profile: str | None = None) -> list[dict[str, Any]]:
     profile = active_profile(profile)
     path = results_dir(profile) / name / "curve.json"
     if not path.is_file():
-        if not (results_dir(profile) / name / "ema.pt").is_file():
+        if not published_weights(name, profile).is_file():
             trained(name, profile, progress=False)
         curve_experiment(name, profile, progress=False)
     return json.loads(path.read_text())["points"]

@@ -151,6 +151,9 @@ def collect(summary: dict[str, Any]) -> Results:
         for run, record in summary.get(group, {}).items():
             _run_entries(results, run, f"{group}.{run}", record)
     results.add("study/steps", summary.get("study_steps"), "study_steps")
+    accuracy = (summary.get("classifier") or {}).get("test_accuracy")
+    results.add("classifier/accuracy", accuracy, "classifier.test_accuracy")
+    results.add("classifier/accuracypct", None if accuracy is None else 100 * accuracy, "100 * classifier.test_accuracy")
     _derived(results, summary)
     return results
 

@@ -24,7 +24,7 @@ _EXPORTS = {
     "evaluate": "api", "floors": "api", "metrics_table": "report", "write_metrics": "report",
     "load_classifier": "classifier", "load_sample_file": "images", "as_uint8_images": "images",
     "METRICS": "definitions", "METRICS_VERSION": "definitions",
-    "classify": "inspect", "nearest_training": "inspect",
+    "classify": "inspect", "nearest_training": "inspect", "best_and_worst": "inspect",
 }
 __all__ = list(_EXPORTS)
 

@@ -44,6 +44,13 @@ def classify(images: Any) -> Verdicts:
     return Verdicts(labels, confidence, label_histogram(probs))
 
 
+def best_and_worst(images: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` most and the ``k`` least confidently classified of uint8 images [N, 28, 28] (numpy), most/least first."""
+    images = np.asarray(images)
+    best, worst = classify(images).ranked(k)
+    return images[best.numpy()], images[worst.numpy()]
+
+
 def nearest_training(images: Any, chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
     """For uint8 images [N, 28, 28]: the nearest of the 60,000 training images in pixel space (pixels in [0, 1]).
 
