@@ -204,6 +204,12 @@ def test_one_array_is_one_set_and_n_takes_the_first_images(classifier):
     expected = frechet_distance(gaussian_stats(classifier_outputs(classifier.network, images[:150]).features),
                                 get_reference(classifier, 150).stats)
     assert result["metrics"]["fid"]["value"] == pytest.approx(expected)
+    predicted = classifier_outputs(classifier.network, images[:150]).probs.argmax(1)
+    shares = result["label_shares"]
+    assert shares["mean"] == pytest.approx((torch.bincount(predicted, minlength=10) / 150).tolist())
+    assert shares["values"] == [shares["mean"]] and sum(shares["reference"]) == pytest.approx(1.0)
+    reference, mean = np.array(shares["reference"]), np.array(shares["mean"])
+    assert result["metrics"]["label_max_gap"]["value"] == pytest.approx(np.abs(mean - reference).max())
 
 
 def test_committed_floors_match_the_committed_classifier(classifier):

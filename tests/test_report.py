@@ -111,6 +111,49 @@ def test_committed_generated_tex_matches_committed_results(tmp_path):
             f"report/generated/{path.name} is stale: run make report-tables"
 
 
+def test_readme_results_section_prints_the_headline_numbers(tmp_path):
+    summary = synthetic_summary()
+    section = rt.readme_results(summary, root=tmp_path)
+    assert section.startswith("<!-- results:start -->") and section.endswith("<!-- results:end -->")
+    rows = {line.split(" | ")[0].lstrip("| "): line.strip("| ").split(" | ")[1:] for line in section.splitlines()
+            if line.startswith("| ") and "---" not in line}
+    assert rows["metric"] == ["DDPM baseline", "DDPM, our recipe", "real data (floor)"]
+    for cell, (value, std) in zip(rows["classifier-FID"], [(20.0, 2.0), (4.0, 0.4), (2.603, 0.381)]):
+        printed_value, printed_std = cell.split(" ± ")
+        assert float(printed_value) == pytest.approx(value, abs=half_last_digit(printed_value))
+        assert float(printed_std) == pytest.approx(std, abs=half_last_digit(printed_std))
+    assert rows["precision"][:2] == ["0.812 ± 0.00400"] * 2 and rows["precision"][2] == "--"
+    assert "ddim-50 (10,000 samples x 3 seeds)" in section and "![" not in section  # no key figure in tmp_path
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "fidelity_samples.png").write_bytes(b"png")
+    assert f"]({rt.KEY_FIGURE})" in rt.readme_results(summary, root=tmp_path)
+    empty = rt.readme_results({"models": {}, "study": {}}, root=tmp_path)
+    assert "No final model has been evaluated yet" in empty and "|" not in empty
+
+
+def test_report_tables_rewrite_only_the_readme_results_section(tmp_path):
+    summary_path = tmp_path / "summary.json"
+    summary_path.write_text(json.dumps(synthetic_summary()))
+    readme = tmp_path / "README.md"
+    readme.write_text("# t\n\nbefore\n<!-- results:start -->\nold\n<!-- results:end -->\nafter\n")
+    rt.write_report_tables(summary_path, tmp_path / "generated", readme_path=readme)
+    text = readme.read_text()
+    assert text.startswith("# t\n\nbefore\n<!-- results:start -->\n") and text.endswith("<!-- results:end -->\nafter\n")
+    assert "old" not in text and "| classifier-FID |" in text
+    readme.write_text("# no markers\n")
+    with pytest.raises(ValueError, match="no <!-- results:start -->"):
+        rt.write_report_tables(summary_path, tmp_path / "generated", readme_path=readme)
+
+
+def test_committed_readme_results_section_is_up_to_date():
+    from mnist_diffusion import readme
+
+    summary_path = REPO / "results" / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {"models": {}, "study": {}}
+    assert readme.section((REPO / "README.md").read_text(), "results") == rt.readme_results(summary), \
+        "the README's results section is stale: run make report-tables"
+
+
 def report_sources() -> str:
     """The hand-written LaTeX of the report, comments removed."""
     text = "\n".join(p.read_text() for p in sorted((REPO / "report").rglob("*.tex")) if "generated" not in p.parts)

@@ -347,6 +347,9 @@ def summarise(profile: str = "full") -> Path:
 
 #: The most samples one call of :func:`samples` draws under the smoke profile.
 SMOKE_SAMPLES = 32
+#: Samples per model that the notebooks draw for their figures (grids, good and bad samples); the numbers in
+#: the tables come from the evaluations' 10,000 per seed instead.
+SHOWN_SAMPLES = 1_000
 
 
 # --- what the notebooks call: load what is committed, produce what is missing ---------------------------------

@@ -13,11 +13,14 @@ import sys
 import time
 from typing import Any, Sequence
 
+import torch
+
 from ..errors import UserError
 from .classifier import load_classifier
 from .definitions import INCEPTION_METRIC, METRICS, METRICS_VERSION, versions
 from .features import classifier_outputs
 from .images import as_uint8_images
+from .labels import label_histogram
 from .metrics import set_metrics
 from .real_floors import get_floors, summarise
 from .reference import MAX_N, check_n, get_memorisation_reference, get_reference
@@ -67,7 +70,9 @@ def evaluate(images: Any, *, n: int | None = None, seeds: Sequence[int | None] |
     Returns:
         ``{"format", "n", "sets", "seeds", "classifier_sha256", "metrics_version", "reference", "floor_definition",
         "metrics": {key: {"label", "better", "description", "value", "std", "values", "floor", "floor_std"}},
-        "notes", "versions", "seconds"}``. ``value``/``std`` are the mean and sample std over sets (std None
+        "label_shares": {"mean", "values", "reference"}, "notes", "versions", "seconds"}``. ``label_shares``
+        holds the share of each predicted digit (float [10], summing to 1): mean over sets, per set, and of the
+        reference test images. ``value``/``std`` are the mean and sample std over sets (std None
         for one set); ``values`` the per-set numbers.
 
     Raises:
@@ -82,13 +87,14 @@ def evaluate(images: Any, *, n: int | None = None, seeds: Sequence[int | None] |
     classifier = load_classifier(classifier_path)
     reference = get_reference(classifier, n, device)
     memorisation = get_memorisation_reference()
-    per_set = []
+    per_set, shares = [], []
     for i, images_i in enumerate(sets):
         if progress:
             print(f"evaluate: set {i + 1}/{len(sets)} ({n} images)", file=sys.stderr, flush=True)
         subset = images_i[:n]
-        per_set.append(set_metrics(subset, classifier_outputs(classifier.network, subset, device=device), reference,
-                                   memorisation))
+        outputs = classifier_outputs(classifier.network, subset, device=device)
+        per_set.append(set_metrics(subset, outputs, reference, memorisation))
+        shares.append(label_histogram(outputs.probs))
     specs = list(METRICS)
     notes: list[str] = []
     if len(sets) < DEFAULT_SEEDS:
@@ -131,6 +137,8 @@ def evaluate(images: Any, *, n: int | None = None, seeds: Sequence[int | None] |
         "floor_definition": floor_data["definition"] if floor_data else None,
         "memorisation_threshold": memorisation.threshold,
         "metrics": metrics,
+        "label_shares": {"mean": torch.stack(shares).mean(0).tolist(), "values": [h.tolist() for h in shares],
+                         "reference": reference.label_histogram.tolist()},
         "notes": notes,
         "versions": versions(),
         "seconds": round(time.perf_counter() - started, 2),
