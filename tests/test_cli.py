@@ -39,6 +39,14 @@ def test_smoke_train_then_sample_makes_a_valid_npz_within_a_minute(mnist_root, t
                    "--seed", "3", "--batch-size", "8", "--out", str(again), "--no-progress").returncode == 0
     with np.load(again) as npz:
         assert np.array_equal(npz["images"], images), "same checkpoint and seed must give the same images"
+    default = tmp_path / "default.npz"  # no --batch-size on a CPU: batches of 64, recorded in the meta
+    assert run_cli("sample", "--checkpoint", str(tmp_path / "run"), "--n", "70", "--steps", "5", "--seed", "3",
+                   "--out", str(default), "--no-progress").returncode == 0
+    explicit = tmp_path / "explicit.npz"
+    assert run_cli("sample", "--checkpoint", str(tmp_path / "run"), "--n", "70", "--steps", "5", "--seed", "3",
+                   "--batch-size", "64", "--out", str(explicit), "--no-progress").returncode == 0
+    with np.load(default) as a, np.load(explicit) as b:
+        assert json.loads(str(a["meta"]))["batch_size"] == 64 and np.array_equal(a["images"], b["images"])
     trained_model = load_trained(tmp_path / "run" / "ema.pt", device="cpu")
     assert trained_model.step == 20 and trained_model.config.name == "ddpm_unet"
 

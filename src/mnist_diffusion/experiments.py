@@ -180,7 +180,7 @@ def draw_samples(weights: Path, sampler: str, steps: int | None, n: int, seed: i
     Returns (images, sampling seconds; 0.0 when read from the cache)."""
     import numpy as np
 
-    from .sampling import generate, load_trained, save_samples
+    from .sampling import default_batch_size, generate, load_trained, save_samples
 
     file = cache / f"{_weights_digest(weights)}_{evaluation_key(sampler, steps, n)}_seed{seed}.npz"
     if file.is_file():
@@ -188,10 +188,12 @@ def draw_samples(weights: Path, sampler: str, steps: int | None, n: int, seed: i
             return data["images"], float(json.loads(str(data["meta"]))["sampling_seconds"])
     trained = load_trained(weights, device="auto")
     options: dict[str, Any] = {"sampler": sampler} | ({"steps": steps} if steps is not None else {})
+    batch_size = default_batch_size(trained)
     started = time.perf_counter()
-    images = generate(trained, n, seed=seed, progress=progress, **options)
+    images = generate(trained, n, seed=seed, batch_size=batch_size, progress=progress, **options)
     seconds = time.perf_counter() - started
-    save_samples(file, images, {"checkpoint": str(weights), "n": n, "seed": seed, "sampling_seconds": seconds, **options})
+    save_samples(file, images, {"checkpoint": str(weights), "n": n, "seed": seed, "batch_size": batch_size,
+                                "sampling_seconds": seconds, **options})
     return images, seconds
 
 

@@ -93,18 +93,30 @@ def batch_seed(seed: int, index: int) -> int:
     return seed * 1_000_003 + index
 
 
+#: Default images per sampling batch. On a CPU small batches are faster per image (they stay in cache): one thread,
+#: ms per image and network call at batch 64 / 500: UNet 3.6 / 4.5, CourseworkCNN 4.3 / 5.0. A GPU wants big ones.
+CPU_BATCH_SIZE, GPU_BATCH_SIZE = 64, 1_000
+
+
+def default_batch_size(trained: TrainedModel) -> int:
+    """:data:`CPU_BATCH_SIZE` or :data:`GPU_BATCH_SIZE`, by where the network's weights are."""
+    return CPU_BATCH_SIZE if next(trained.network.parameters()).device.type == "cpu" else GPU_BATCH_SIZE
+
+
 def generate(
     trained: TrainedModel,
     n: int,
     *,
-    batch_size: int = 500,
+    batch_size: int | None = None,
     seed: int = 0,
     progress: bool = True,
     **sampler_options: Any,
 ) -> np.ndarray:
-    """``n`` images as uint8 [n, 28, 28], drawn in batches; the same arguments give the same images."""
+    """``n`` images as uint8 [n, 28, 28], drawn in batches of ``batch_size`` (default :func:`default_batch_size`);
+    the same arguments (batch size included) give the same images."""
     if n < 1:
         raise UserError(f"--n must be >= 1, got {n}")
+    batch_size = default_batch_size(trained) if batch_size is None else batch_size
     if batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {batch_size}")
     out = np.empty((n, 28, 28), dtype=np.uint8)
