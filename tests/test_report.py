@@ -85,6 +85,25 @@ def test_every_number_equals_its_json_source_in_a_synthetic_summary():
     assert values["ddpm_unet/train/steps"] == "14\\,063"
 
 
+def test_target_verdicts_follow_the_raw_numbers():
+    summary = synthetic_summary()
+    verdicts = {key: verdict for _, key, verdict in rt.target_verdicts(rt.collect(summary))}
+    # precision 0.81234 against a floor of 0.866: 0.054 below, outside 0.05
+    assert verdicts["derived/ddpm_unet/precisiongap"] == "missed"
+    # the recipe's curve reaches 20.0 (the baseline's final FID) at 4.0 * 3 = 12 after 600 s of the baseline's 7200 s
+    assert verdicts["derived/unetreachesbaselinefraction"] == "met"
+    assert verdicts["ddpm_unet/headline/confident_share"] == "not measured"  # not in the synthetic metrics
+    assert verdicts["derived/cold_palimpsest/minsharepct"] == "not measured"
+    head = summary["models"]["ddpm_unet"]["evaluations"]["ddim-50_n10000"]
+    head["metrics"]["precision"]["value"] = 0.83
+    head["label_shares"] = [0.1] * 9 + [0.0]
+    summary["models"]["cold_palimpsest"] = summary["models"]["ddpm_unet"]
+    verdicts = {key: verdict for _, key, verdict in rt.target_verdicts(rt.collect(summary))}
+    assert verdicts["derived/ddpm_unet/precisiongap"] == "met"
+    assert verdicts["derived/cold_palimpsest/minsharepct"] == "missed"  # one digit never drawn
+    assert "| DDPM, our recipe: precision within 0.05 of the real data's | -0.0360 | met |" in rt.readme_results(summary)
+
+
 def test_tables_hold_no_typed_numbers(tmp_path):
     summary_path = tmp_path / "summary.json"
     summary_path.write_text(json.dumps(synthetic_summary()))
@@ -135,11 +154,11 @@ def test_report_tables_rewrite_only_the_readme_results_section(tmp_path):
     summary_path = tmp_path / "summary.json"
     summary_path.write_text(json.dumps(synthetic_summary()))
     readme = tmp_path / "README.md"
-    readme.write_text("# t\n\nbefore\n<!-- results:start -->\nold\n<!-- results:end -->\nafter\n")
+    readme.write_text("# t\n\nbefore\n<!-- results:start -->\nSTALE TEXT\n<!-- results:end -->\nafter\n")
     rt.write_report_tables(summary_path, tmp_path / "generated", readme_path=readme)
     text = readme.read_text()
     assert text.startswith("# t\n\nbefore\n<!-- results:start -->\n") and text.endswith("<!-- results:end -->\nafter\n")
-    assert "old" not in text and "| classifier-FID |" in text
+    assert "STALE TEXT" not in text and "| classifier-FID |" in text
     readme.write_text("# no markers\n")
     with pytest.raises(ValueError, match="no <!-- results:start -->"):
         rt.write_report_tables(summary_path, tmp_path / "generated", readme_path=readme)

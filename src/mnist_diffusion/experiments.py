@@ -327,6 +327,7 @@ def summarise(profile: str = "full") -> Path:
         entry = {"description": e.description, "training": record["training"], "headline": record["headline"],
                  "evaluations": {key: {"sampler": ev["sampler"], "steps": ev["steps"], "n": ev["n"], "sets": ev["sets"],
                                        "sampling_seconds": ev["sampling_seconds"],
+                                       "label_shares": (ev.get("label_shares") or {}).get("mean"),
                                        "metrics": {k: {f: m[f] for f in ("value", "std", "floor", "floor_std")}
                                                    for k, m in ev["metrics"].items()}}
                                  for key, ev in record["evaluations"].items()},
