@@ -91,9 +91,9 @@ def build_cases(net: nn.Module, batch: int, T: int, ddim_steps: int) -> tuple[di
     theirs = diffusers_schedulers(diffusion)
     colds = {name: build_process(load_config(path)) for name, path in COLD_CONFIGS.items()}
     cases: dict[str, Callable[[], Tensor]] = {
-        "ancestral/ours": lambda: ancestral_sample(net, diffusion, batch, seed=0).images,
+        "ancestral/ours": lambda: ancestral_sample(net, diffusion, batch, seed=0, clip_x0=False).images,
         "ancestral/diffusers": lambda: diffusers_loop(net, theirs["ancestral"], T, T, batch, seed=0),
-        "ddim/ours": lambda: ddim_sample(net, diffusion, batch, steps=ddim_steps, seed=0).images,
+        "ddim/ours": lambda: ddim_sample(net, diffusion, batch, steps=ddim_steps, seed=0, clip_x0=False).images,
         "ddim/diffusers": lambda: diffusers_loop(net, theirs["ddim"], T, ddim_steps, batch, seed=0),
     }
     steps = {"ancestral/ours": T, "ancestral/diffusers": T, "ddim/ours": ddim_steps, "ddim/diffusers": ddim_steps}

@@ -65,7 +65,7 @@ def test_smoke_pipeline_train_evaluate_curve_summary(capsys):
     # the samples are cached by weights digest and are what was evaluated: re-evaluating them gives the same FID
     from mnist_diffusion.evaluation import evaluate
 
-    cached = sorted((ex.run_dir(name, "smoke") / "samples").glob(f"*_{key}_seed0.npz"))
+    cached = sorted((ex.run_dir(name, "smoke") / "samples").glob(f"*_{key}_seed0_clip.npz"))
     assert len(cached) == 1
     with np.load(cached[0]) as data:
         again = evaluate(data["images"], n=100)

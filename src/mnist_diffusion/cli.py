@@ -38,7 +38,8 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=50, help="DDIM steps (ancestral always uses all T)")
     p.add_argument("--eta", type=float, default=0.0, help="DDIM noise scale (0 = deterministic)")
     p.add_argument("--variance", choices=("beta", "posterior"), default="beta", help="ancestral sigma_t^2")
-    p.add_argument("--clip-x0", action="store_true", help="clip the estimate of x to [-1, 1] at every step")
+    p.add_argument("--clip-x0", action=argparse.BooleanOptionalAction, default=True,
+                   help="clip the estimate of x to [-1, 1] at every step (default; --no-clip-x0 turns it off)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=None, help="default: 64 on a CPU, 1000 on a GPU (fastest per image)")
     p.add_argument("--device", default="auto")

@@ -86,7 +86,7 @@ class SampleConfig:
     steps: int = 50  # ddim only
     eta: float = 0.0
     variance: str = "beta"  # ancestral only: beta | posterior
-    clip_x0: bool = False
+    clip_x0: bool = True  # clip x_hat to [-1, 1] (see samplers.ddim)
     n_grid: int = 64
 
 

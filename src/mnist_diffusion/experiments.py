@@ -177,12 +177,13 @@ def draw_samples(weights: Path, sampler: str, steps: int | None, n: int, seed: i
                  progress: bool = True) -> tuple[Any, float]:
     """``n`` samples (uint8 [n, 28, 28]) from a checkpoint, cached in ``cache`` by weights digest, sampler and seed.
 
-    Returns (images, sampling seconds; 0.0 when read from the cache)."""
+    DDPM samplers clip x_hat to [-1, 1] (the default; the file name says ``clip`` so that samples drawn otherwise
+    are never mistaken for these). Returns (images, the seconds their sampling took, also when cached)."""
     import numpy as np
 
     from .sampling import default_batch_size, generate, load_trained, save_samples
 
-    file = cache / f"{_weights_digest(weights)}_{evaluation_key(sampler, steps, n)}_seed{seed}.npz"
+    file = cache / f"{_weights_digest(weights)}_{evaluation_key(sampler, steps, n)}_seed{seed}_clip.npz"
     if file.is_file():
         with np.load(file) as data:
             return data["images"], float(json.loads(str(data["meta"]))["sampling_seconds"])

@@ -65,7 +65,7 @@ def sample_batch(
     steps: int = 50,
     eta: float = 0.0,
     variance: str = "beta",
-    clip_x0: bool = False,
+    clip_x0: bool = True,
     seed: int = 0,
     progress: bool = False,
 ) -> torch.Tensor:

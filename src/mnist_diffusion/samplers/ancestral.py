@@ -31,7 +31,7 @@ def ancestral_sample(
     *,
     seed: int = 0,
     variance: str = "beta",
-    clip_x0: bool = False,
+    clip_x0: bool = True,
     return_steps: Iterable[int] = (),
     progress: bool = False,
 ) -> SampleResult:
@@ -40,6 +40,7 @@ def ancestral_sample(
     The whole batch moves together (one network call per step); randomness comes from one generator
     seeded with ``seed`` on the diffusion's device, so the same seed gives the same images.
     ``return_steps``: the t in {0..T} whose z_t to keep (T is the starting noise, 0 the output).
+    ``clip_x0`` (default on): see :func:`~mnist_diffusion.samplers.ddim.ddim_sample`.
     """
     if variance not in VARIANCES:
         raise UserError(f"unknown ancestral variance {variance!r}; choose one of {', '.join(VARIANCES)}")
