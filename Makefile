@@ -88,10 +88,8 @@ bench: data ## performance benchmarks (~25 min on 2 cores; idle machine) into be
 	$(PYTHON) benchmarks/report.py
 
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
-figures: data ## execute every notebook (nbconvert) to refresh figures/; loads committed results, trains only what is missing
-	@i=0; for nb in $(NOTEBOOKS); do i=$$((i + 1)); echo "[$$i/$(words $(NOTEBOOKS))] $$nb"; \
-	  $(PYTHON) -m jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=-1 \
-	    --output-dir runs/notebooks --log-level WARN $$nb || exit 1; done
+figures: data ## execute every notebook (nbconvert, progress per cell) to refresh figures/; trains only what is missing
+	$(PYTHON) scripts/run_notebooks.py $(NOTEBOOKS) --output-dir runs/notebooks
 	@echo "figures in figures/; executed notebooks in runs/notebooks/"
 
 report-tables: $(STAMP) ## numbers and tables of the report (report/generated/) from results/summary.json
