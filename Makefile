@@ -52,7 +52,7 @@ train-baseline: data ## train (or resume) the coursework baseline into runs/ddpm
 train-unet: data ## train (or resume) the project's recipe into runs/ddpm_unet/, publish to results/
 	$(PYTHON) -m mnist_diffusion experiment train ddpm_unet
 
-study: data ## the hyperparameter study: 6 short runs, trained (resumably) and evaluated into results/study_*/ (~1.5 h)
+study: data ## the hyperparameter study: 6 runs of 3,000 steps, trained (resumably) and evaluated into results/study_*/ (~4 CPU-h)
 	$(PYTHON) -m mnist_diffusion experiment train study
 	$(PYTHON) -m mnist_diffusion experiment evaluate study
 	$(PYTHON) -m mnist_diffusion experiment summary

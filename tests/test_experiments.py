@@ -1,9 +1,11 @@
 """The experiments registry end to end under the smoke profile: train -> publish -> evaluate -> curve -> summary."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from mnist_diffusion import experiments as ex
 from mnist_diffusion.checkpoint import list_checkpoints, load_checkpoint
@@ -41,7 +43,7 @@ def test_unknown_experiment_is_a_user_error():
 
 @pytest.mark.slow
 def test_smoke_pipeline_train_evaluate_curve_summary(capsys):
-    name = "study_recipe"
+    name = "study_ema"  # a study run trained on its own (not taken from a final run's snapshot)
     assert main(["experiment", "train", name, "--profile", "smoke", "--no-progress"]) == 0
     published = ex.results_dir("smoke") / name
     assert ex.results_dir("smoke") != ex.results_dir("full")
@@ -81,3 +83,30 @@ def test_smoke_pipeline_train_evaluate_curve_summary(capsys):
     row = summary["study"][name]
     assert row["evaluations"][key]["metrics"]["fid"]["value"] == evaluation["metrics"]["fid"]["value"]
     assert [p["step"] for p in row["curve"]] == [10, 20]
+
+
+@pytest.mark.slow
+def test_study_rows_taken_from_a_final_runs_snapshot_are_the_weights_training_them_alone_gives(tmp_path):
+    """study_baseline is ddpm_baseline's config cut at the study's step: the final run's snapshot at that step
+    (even with sample grids drawn during training) must equal training the study config on its own, bitwise."""
+    from mnist_diffusion.train import train
+
+    study = ex.experiment_config("study_baseline", "smoke")
+    alone = load_checkpoint(train(study, tmp_path / "alone", progress=False) / "ema.pt")
+    final = ex.experiment_config("ddpm_baseline", "smoke")
+    final.train.sample_every = 5  # grids every 5 steps must not disturb training
+    with_grids = load_checkpoint(train(final, tmp_path / "final", progress=False) / "snapshots" / "step_00000020.pt")
+    assert all(torch.equal(alone["ema"][key], value) for key, value in with_grids["ema"].items())
+
+    shutil.rmtree(ex.run_dir("study_baseline", "smoke"), ignore_errors=True)  # left by other smoke runs
+    ex.train_experiment("ddpm_baseline", "smoke", progress=False)
+    ex.train_experiment("study_baseline", "smoke", progress=False)  # taken from the snapshot, not trained
+    published = ex.results_dir("smoke") / "study_baseline"
+    taken = load_checkpoint(published / "ema.pt")
+    assert taken["snapshot_of"].endswith("step_00000020.pt") and taken["step"] == 20
+    assert all(torch.equal(alone["ema"][key], value) for key, value in taken["ema"].items())
+    assert taken["config"]["train"]["steps"] == study.train.steps and taken["config"]["name"] == "ddpm_baseline"
+    assert not (ex.run_dir("study_baseline", "smoke") / "checkpoints").exists()  # nothing was trained
+    steps = [json.loads(line)["step"] for line in (published / "log.jsonl").read_text().splitlines()]
+    assert steps and max(steps) == 20
+    assert ex.take_snapshot("study_network", "smoke") is False  # a reverted factor has no final run to share
