@@ -135,15 +135,24 @@ def label_histograms(histograms: Mapping[str, np.ndarray], reference: np.ndarray
 def metric_lines(series: Mapping[str, Sequence[tuple[float, float]]], xlabel: str, ylabel: str,
                  floor: float | None = None, xlog: bool = True, ylog: bool = True) -> Any:
     """Lines of (x, y) points per name, e.g. FID against sampling steps or training seconds, with the floor dashed."""
+    return metric_panels({xlabel: series}, ylabel, floor, xlog, ylog)
+
+
+def metric_panels(panels: Mapping[str, Mapping[str, Sequence[tuple[float, float]]]], ylabel: str,
+                  floor: float | None = None, xlog: bool = True, ylog: bool = True) -> Any:
+    """One panel per x quantity ({xlabel: {name: [(x, y), ...]}}) sharing the y axis, e.g. FID against training
+    minutes and against images seen."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(TEXT_WIDTH / 2, 2.3))
-    for name, points in series.items():
-        xs, ys = zip(*points)
-        ax.plot(xs, ys, marker="o", ms=3, lw=1, label=name)
-    if floor is not None:
-        ax.axhline(floor, ls="--", color="grey", lw=1, label="real-data floor")
-    ax.set(xscale="log" if xlog else "linear", yscale="log" if ylog else "linear", xlabel=xlabel, ylabel=ylabel)
-    ax.legend()
+    fig, axes = plt.subplots(1, len(panels), figsize=(TEXT_WIDTH / 2 * len(panels), 2.3), squeeze=False, sharey=True)
+    for ax, (xlabel, series) in zip(axes[0], panels.items()):
+        for name, points in series.items():
+            xs, ys = zip(*points)
+            ax.plot(xs, ys, marker="o", ms=3, lw=1, label=name)
+        if floor is not None:
+            ax.axhline(floor, ls="--", color="grey", lw=1, label="real-data floor")
+        ax.set(xscale="log" if xlog else "linear", yscale="log" if ylog else "linear", xlabel=xlabel)
+    axes[0][0].set_ylabel(ylabel)
+    axes[0][0].legend()
     fig.tight_layout()
     return fig
 
