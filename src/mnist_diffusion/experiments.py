@@ -166,7 +166,9 @@ def take_snapshot(name: str, profile: str = "full") -> bool:
     folder = run_dir(name, profile)
     folder.mkdir(parents=True, exist_ok=True)
     ckpt.save_atomic({"format": state["format"], "config": config.to_dict(), "step": state["step"],
-                      "ema": state["ema"], "stats": state["stats"], "snapshot_of": str(snapshot)}, folder / "ema.pt")
+                      "ema": state["ema"], "stats": state["stats"],
+                      "snapshot_of": str(snapshot.relative_to(repo_root()) if snapshot.is_relative_to(repo_root()) else snapshot)},
+                     folder / "ema.pt")
     lines = (source / "log.jsonl").read_text().splitlines() if (source / "log.jsonl").is_file() else []
     (folder / "log.jsonl").write_text("".join(f"{line}\n" for line in lines if json.loads(line)["step"] <= state["step"]))
     (folder / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
