@@ -127,7 +127,7 @@ def _train(config, tc, dist_info, device, run_dir, resume, profile, progress) ->
         noise_generator.set_state(state["rng"]["noise"].cpu())
         step, train_seconds = int(state["step"]), float(state["stats"]["train_seconds"])
         if main:
-            print(f"resuming {config.name} from {path.name} (step {step})")
+            print(f"resuming {config.name} in {path.parent.parent} from {path.name} (step {step})")
 
     # The network the loop calls: optionally compiled, wrapped for data parallelism across ranks.
     network: Any = torch.compile(model) if tc.compile else model
