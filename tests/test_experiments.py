@@ -42,7 +42,7 @@ def test_unknown_experiment_is_a_user_error():
 
 
 @pytest.mark.slow
-def test_smoke_pipeline_train_evaluate_curve_summary(capsys):
+def test_smoke_pipeline_train_evaluate_curve_summary(capsys, monkeypatch):
     name = "study_ema"  # a study run trained on its own (not taken from a final run's snapshot)
     assert main(["experiment", "train", name, "--profile", "smoke", "--no-progress"]) == 0
     published = ex.results_dir("smoke") / name
@@ -72,6 +72,7 @@ def test_smoke_pipeline_train_evaluate_curve_summary(capsys):
     with np.load(cached[0]) as data:
         again = evaluate(data["images"], n=100)
     assert again["metrics"]["fid"]["value"] == pytest.approx(evaluation["metrics"]["fid"]["value"], rel=1e-9)
+    _check_inception_option(name, published, key, monkeypatch, capsys)
 
     assert main(["experiment", "curve", name, "--profile", "smoke", "--no-progress"]) == 0
     curve = json.loads((published / "curve.json").read_text())
@@ -83,6 +84,34 @@ def test_smoke_pipeline_train_evaluate_curve_summary(capsys):
     row = summary["study"][name]
     assert row["evaluations"][key]["metrics"]["fid"]["value"] == evaluation["metrics"]["fid"]["value"]
     assert [p["step"] for p in row["curve"]] == [10, 20]
+
+
+def _check_inception_option(name, published, key, monkeypatch, capsys):
+    """``evaluate --inception``: without the network, a one-line error and an unchanged file; with it (here a
+    stand-in that records what it is given), the headline gains Inception-FID of seed 0 with its floor at the same
+    N, and a later re-evaluation of the same weights keeps it."""
+    from mnist_diffusion.evaluation import inception
+
+    before = (published / "metrics.json").read_text()
+    monkeypatch.setenv(inception.INCEPTION_ENV, "/nonexistent/inception.pt")
+    assert main(["experiment", "evaluate", name, "--inception", "--profile", "smoke", "--no-progress"]) == 2
+    assert "cannot compute Inception-FID" in capsys.readouterr().err
+    assert (published / "metrics.json").read_text() == before
+
+    seen = []
+    monkeypatch.setattr(inception, "unavailable_reason", lambda: None)
+    monkeypatch.setattr(inception, "inception_fid", lambda images, n, *a: seen.append((images.shape, n)) or 12.5)
+    monkeypatch.setattr(inception, "inception_floor", lambda n, *a: {"value": 0.5, "std": None})
+    assert main(["experiment", "evaluate", name, "--only", "ddim-5", "--profile", "smoke", "--no-progress"]) == 2
+    assert "--only ddim-5: study_ema has no such evaluation; it has ddim-50_n100" in capsys.readouterr().err
+    assert main(["experiment", "evaluate", name, "--inception", "--only", key, "--profile", "smoke",
+                 "--no-progress"]) == 0
+    assert seen == [((100, 28, 28), 100)]
+    row = json.loads((published / "metrics.json").read_text())["evaluations"][key]["metrics"]["inception_fid"]
+    assert (row["value"], row["floor"], row["seeds"]) == (12.5, 0.5, [0])
+    assert main(["experiment", "evaluate", name, "--profile", "smoke", "--no-progress"]) == 0
+    again = json.loads((published / "metrics.json").read_text())["evaluations"][key]["metrics"]
+    assert again["inception_fid"] == row and len(seen) == 1
 
 
 @pytest.mark.slow

@@ -76,6 +76,9 @@ def _add_experiment(sub: argparse._SubParsersAction) -> None:
                    help=f"experiments ({', '.join(EXPERIMENTS)}), or 'study' / 'final' for a group")
     p.add_argument("--only", nargs="+", default=None, metavar="KEY",
                    help="evaluate: only these evaluations, e.g. ddim-50_n10000 ancestral_n2000")
+    p.add_argument("--inception", action="store_true",
+                   help="evaluate: also Inception-FID of the headline's seed-0 set (needs the inception extra; "
+                        "about 3 N images through Inception-v3, hours on a CPU)")
     p.add_argument("--profile", choices=("full", "smoke"), default=None)
     p.add_argument("--no-progress", action="store_true")
 
@@ -187,7 +190,7 @@ def run_experiment(args: argparse.Namespace) -> None:
         elif args.action == "train":
             print(f"{name}: results in {ex.train_experiment(name, profile, progress)}")
         elif args.action == "evaluate":
-            print(f"{name}: wrote {ex.evaluate_experiment(name, profile, progress, only=args.only)}")
+            print(f"{name}: wrote {ex.evaluate_experiment(name, profile, progress, only=args.only, inception=args.inception)}")
         else:
             print(f"{name}: wrote {ex.curve_experiment(name, profile, progress=progress)}")
 
