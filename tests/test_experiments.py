@@ -73,6 +73,7 @@ def test_smoke_pipeline_train_evaluate_curve_summary(capsys, monkeypatch):
         again = evaluate(data["images"], n=100)
     assert again["metrics"]["fid"]["value"] == pytest.approx(evaluation["metrics"]["fid"]["value"], rel=1e-9)
     _check_inception_option(name, published, key, monkeypatch, capsys)
+    _check_concurrent_and_stale_results(name, published, key, monkeypatch)
 
     assert main(["experiment", "curve", name, "--profile", "smoke", "--no-progress"]) == 0
     curve = json.loads((published / "curve.json").read_text())
@@ -112,6 +113,36 @@ def _check_inception_option(name, published, key, monkeypatch, capsys):
     assert main(["experiment", "evaluate", name, "--profile", "smoke", "--no-progress"]) == 0
     again = json.loads((published / "metrics.json").read_text())["evaluations"][key]["metrics"]
     assert again["inception_fid"] == row and len(seen) == 1
+
+
+def _check_concurrent_and_stale_results(name, published, key, monkeypatch):
+    """A result is merged into metrics.json as the file is when the result is ready: a key that another process
+    wrote meanwhile survives; results recorded for other weights are dropped."""
+    import mnist_diffusion.evaluation as evaluation
+
+    path = published / "metrics.json"
+    record = json.loads(path.read_text())
+    stale = {**record, "weights_sha256_16": "0" * 16, "evaluations": {"stale_n1": {}}, "restoration": {}}
+    path.write_text(json.dumps(stale))
+    real_evaluate = evaluation.evaluate
+
+    def evaluate_while_another_process_writes(*args, **kwargs):
+        result = real_evaluate(*args, **kwargs)
+        other = json.loads(path.read_text())
+        if other["weights_sha256_16"] == record["weights_sha256_16"]:
+            other["evaluations"]["other_n100"] = {"written": "meanwhile"}
+            path.write_text(json.dumps(other))
+        return result
+
+    monkeypatch.setattr(evaluation, "evaluate", evaluate_while_another_process_writes)
+    assert main(["experiment", "evaluate", name, "--profile", "smoke", "--no-progress"]) == 0
+    assert set(json.loads(path.read_text())["evaluations"]) == {key} and "restoration" not in json.loads(path.read_text())
+    path.write_text(json.dumps(record))
+    assert main(["experiment", "evaluate", name, "--profile", "smoke", "--no-progress"]) == 0
+    after = json.loads(path.read_text())
+    assert after["evaluations"]["other_n100"] == {"written": "meanwhile"} and set(after["evaluations"]) == {key, "other_n100"}
+    path.write_text(json.dumps(record))
+    monkeypatch.setattr(evaluation, "evaluate", real_evaluate)
 
 
 @pytest.mark.slow

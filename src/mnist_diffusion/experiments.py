@@ -243,48 +243,65 @@ def evaluate_experiment(name: str, profile: str = "full", progress: bool = True,
                         only: tuple[str, ...] | None = None, inception: bool = False) -> Path:
     """Run every evaluation of an experiment (or the keys in ``only``) and (re)write ``results/<name>/metrics.json``.
 
-    ``inception``: also add Inception-FID to the headline evaluation (see :func:`add_inception_fid`). An
-    Inception-FID already in the file is kept when the headline is re-evaluated from the same weights."""
+    ``inception``: also add Inception-FID to the headline evaluation (see :func:`inception_fid_row`). An
+    Inception-FID already in the file is kept when the headline is re-evaluated from the same weights. Each
+    result is merged into the file as it is when the result is ready, so two processes evaluating different
+    keys of one run keep each other's results; results of other weights than the current ones are dropped."""
     from .evaluation import evaluate
 
     e = get_experiment(name)
     weights = weights_path(name, profile)
     state = load_checkpoint(weights)
     out = results_dir(profile) / name / "metrics.json"
-    record = _read_json(out)
-    same_weights = record.get("weights_sha256_16") == _weights_digest(weights)
     if inception:
         require_inception()
-    record.update({"name": name, "description": e.description, "config": e.config, "overrides": list(e.overrides),
-                   "training": {"steps": int(state["step"]), **state.get("stats", {}),
-                                "hardware": _read_json(weights.parent / "hardware.json")},
-                   "weights_sha256_16": _weights_digest(weights)})
-    evaluations = record.setdefault("evaluations", {})
     specs = _scaled(list(e.evaluations), profile)
-    record["headline"] = evaluation_key(*specs[0][:3])
+    header = {"name": name, "description": e.description, "config": e.config, "overrides": list(e.overrides),
+              "training": {"steps": int(state["step"]), **state.get("stats", {}),
+                           "hardware": _read_json(weights.parent / "hardware.json")},
+              "weights_sha256_16": _weights_digest(weights), "headline": evaluation_key(*specs[0][:3])}
     known = [evaluation_key(*spec[:3]) for spec in specs] + (["restoration"] if e.config.startswith("cold") else [])
     unknown = sorted(set(only or ()) - set(known))
     if unknown:
         raise UserError(f"--only {' '.join(unknown)}: {name} has no such evaluation; it has {', '.join(known)}")
+
+    def current_record() -> dict[str, Any]:
+        record = _read_json(out)
+        if record.get("weights_sha256_16") != header["weights_sha256_16"]:
+            record = {}
+        record.update(header)
+        record.setdefault("evaluations", {})
+        return record
+
+    if inception and only is not None and header["headline"] not in only \
+            and header["headline"] not in current_record()["evaluations"]:
+        raise UserError(f"no headline evaluation {header['headline']} in {out} yet: evaluate it first")
     for sampler, steps, n, n_seeds in specs:
-        if only is not None and evaluation_key(sampler, steps, n) not in only:
-            continue
         key = evaluation_key(sampler, steps, n)
+        if only is not None and key not in only:
+            continue
         drawn = [draw_samples(weights, sampler, steps, n, seed, run_dir(name, profile) / "samples", progress)
                  for seed in range(n_seeds)]
         result = evaluate([images for images, _ in drawn], n=n, seeds=list(range(n_seeds)), progress=progress)
         result.update({"sampler": sampler, "steps": steps, "sampling_seconds": [round(s, 2) for _, s in drawn],
                        "evaluation_hardware": hardware()})
-        kept = (evaluations.get(key) or {}).get("metrics", {}).get(INCEPTION_KEY)
-        if kept and same_weights:
+        record = current_record()
+        kept = record["evaluations"].get(key, {}).get("metrics", {}).get(INCEPTION_KEY)
+        if kept:
             result["metrics"][INCEPTION_KEY] = kept
-        evaluations[key] = result
+        record["evaluations"][key] = result
         save_json(out, record)
     if inception:
-        add_inception_fid(record, weights, specs[0], run_dir(name, profile) / "samples", progress)
+        row = inception_fid_row(weights, specs[0], run_dir(name, profile) / "samples", progress)
+        record = current_record()
+        if header["headline"] not in record["evaluations"]:
+            raise UserError(f"no headline evaluation {header['headline']} in {out} yet: evaluate it first")
+        record["evaluations"][header["headline"]]["metrics"][INCEPTION_KEY] = row
         save_json(out, record)
     if e.config.startswith("cold") and (only is None or "restoration" in only):
-        record["restoration"] = restoration(weights, n=100 if profile == "smoke" else RESTORATION_N)
+        result = restoration(weights, n=100 if profile == "smoke" else RESTORATION_N)
+        record = current_record()
+        record["restoration"] = result
         save_json(out, record)
     return out
 
@@ -301,21 +318,18 @@ def require_inception() -> None:
         raise UserError(reason.replace("Inception-FID skipped", "cannot compute Inception-FID"))
 
 
-def add_inception_fid(record: dict[str, Any], weights: Path, headline: tuple[str, int | None, int, int],
-                      cache: Path, progress: bool = True) -> None:
-    """Add Inception-FID to ``record``'s headline evaluation (which must exist), in place: the seed-0 sample set
-    only, at the headline's N, with its floor at that N. One seed because the network runs at a few images per
-    second on a CPU (the seed-0 set, its test reference and the floor's training images: 3 N images)."""
+def inception_fid_row(weights: Path, headline: tuple[str, int | None, int, int], cache: Path,
+                      progress: bool = True) -> dict[str, Any]:
+    """Inception-FID of the headline's seed-0 sample set (drawn or taken from ``cache``) at the headline's N, as a
+    metrics row with its floor at that N. One seed because the network runs at a few images per second on a CPU
+    (the seed-0 set, its test reference and the floor's training images: 3 N images)."""
     from .evaluation import evaluate
 
     require_inception()
     sampler, steps, n, _ = headline
-    key = evaluation_key(sampler, steps, n)
-    if key not in record.get("evaluations", {}):
-        raise UserError(f"no headline evaluation {key} in {record.get('name')}'s metrics yet: evaluate it first")
     images, _ = draw_samples(weights, sampler, steps, n, 0, cache, progress)
     row = evaluate([images], n=n, seeds=[0], inception=True, progress=progress)["metrics"][INCEPTION_KEY]
-    record["evaluations"][key]["metrics"][INCEPTION_KEY] = {**row, "seeds": [0]}
+    return {**row, "seeds": [0]}
 
 
 #: Test images restored per starting step in the cold models' restoration check.
