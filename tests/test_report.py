@@ -83,6 +83,9 @@ def test_every_number_equals_its_json_source_in_a_synthetic_summary():
     assert rt.parse_value(values["derived/study_ema/fidchange"]) == pytest.approx(3.5, rel=5e-3)
     assert rt.parse_value(values["ddpm_unet/headline/msperimage"]) == pytest.approx(1000 * 37.5 / 30000, rel=5e-3)
     assert values["ddpm_unet/train/steps"] == "14\\,063"
+    summary["models"]["ddpm_unet"]["evaluations"]["ddim-50_n10000"]["label_shares"] = [0.09] * 8 + [0.18, 0.10]
+    values = {m["key"]: m["value"] for m in map(DEFRESULT.match, rt.collect(summary).tex().splitlines()) if m}
+    assert (values["derived/ddpm_unet/topdigit"], values["derived/ddpm_unet/topsharepct"]) == ("8", "18.0")
 
 
 def test_target_verdicts_follow_the_raw_numbers():

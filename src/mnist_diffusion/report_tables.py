@@ -148,6 +148,9 @@ def _derived(results: Results, summary: dict[str, Any]) -> None:
         shares = head.get("label_shares")
         if shares:
             results.add(f"derived/{run}/minsharepct", 100 * min(shares), f"100 * min({where} label_shares)")
+            top = max(range(len(shares)), key=shares.__getitem__)
+            results.add(f"derived/{run}/topdigit", top, f"argmax({where} label_shares)")
+            results.add(f"derived/{run}/topsharepct", 100 * shares[top], f"100 * max({where} label_shares)")
     study = summary["study"]
     recipe = study.get("study_recipe")
     if recipe:
