@@ -45,7 +45,7 @@ def synthetic_summary() -> dict:
             "floors": {"10000": {"fid": {"value": 2.603, "std": 0.381}}}}
 
 
-@pytest.mark.parametrize("value, text", [(2.6031, "2.60"), (0.26113, "0.261"), (12.345, "12.3"), (1234.5, "1234"),
+@pytest.mark.parametrize("value, text", [(2.6031, "2.60"), (0.26113, "0.261"), (12.345, "12.3"), (1234.6, "1\\,235"), (-4888.9, "-4\\,889"),
                                          (14063, "14\\,063"), (0.0, "0"), (None, "--"), (-0.2456, "-0.246")])
 def test_format_value(value, text):
     assert rt.format_value(value) == text

@@ -36,11 +36,12 @@ MODEL_LABELS = {"ddpm_baseline": "DDPM baseline", "ddpm_unet": "DDPM, our recipe
 
 
 def format_value(value: float | int | None) -> str:
-    """How every number is printed: integers with thin-space thousands, floats to 3 significant digits."""
+    """How every number is printed: integers, and anything of magnitude 1,000 or more rounded to an integer, with
+    thin-space thousands; other floats to 3 significant digits."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "--"
-    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) >= 1000):
-        return f"{int(value):,}".replace(",", "\\,")
+    if isinstance(value, int) or abs(value) >= 1000:
+        return f"{value:,.0f}".replace(",", "\\,")
     if value == 0:
         return "0"
     digits = max(3 - 1 - math.floor(math.log10(abs(value))), 0)
