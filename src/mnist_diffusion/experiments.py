@@ -273,9 +273,12 @@ def evaluate_experiment(name: str, profile: str = "full", progress: bool = True,
         record.setdefault("evaluations", {})
         return record
 
-    if inception and only is not None and header["headline"] not in only \
-            and header["headline"] not in current_record()["evaluations"]:
-        raise UserError(f"no headline evaluation {header['headline']} in {out} yet: evaluate it first")
+    def require_headline(record: dict[str, Any]) -> None:
+        if header["headline"] not in record["evaluations"]:
+            raise UserError(f"no headline evaluation {header['headline']} in {out} yet: evaluate it first")
+
+    if inception and only is not None and header["headline"] not in only:
+        require_headline(current_record())  # checked before hours of Inception work, not after
     for sampler, steps, n, n_seeds in specs:
         key = evaluation_key(sampler, steps, n)
         if only is not None and key not in only:
@@ -294,8 +297,7 @@ def evaluate_experiment(name: str, profile: str = "full", progress: bool = True,
     if inception:
         row = inception_fid_row(weights, specs[0], run_dir(name, profile) / "samples", progress)
         record = current_record()
-        if header["headline"] not in record["evaluations"]:
-            raise UserError(f"no headline evaluation {header['headline']} in {out} yet: evaluate it first")
+        require_headline(record)
         record["evaluations"][header["headline"]]["metrics"][INCEPTION_KEY] = row
         save_json(out, record)
     if e.config.startswith("cold") and (only is None or "restoration" in only):
