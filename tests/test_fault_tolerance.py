@@ -79,16 +79,19 @@ def test_damaged_newest_checkpoint_falls_back_to_the_previous_one(reference, tmp
 
 def test_failed_write_leaves_the_previous_checkpoint_intact(mnist_root, tmp_path, monkeypatch):
     config = load_config(write_config(tmp_path, steps=4))
-    real_write = ckpt._write_synced
-    calls = {"n": 0}
+    real_stage = ckpt.stage
 
-    def disk_full_on_second_checkpoint(path, data):
-        if path.name == "step_00000004.pt":
+    def disk_full_on_second_checkpoint(path, chunks):
+        if path.name != "step_00000004.pt":
+            return real_stage(path, chunks)
+
+        def half_then_full():  # the disk fills up after part of the bytes reached the temporary file
+            data = b"".join(chunks)
+            yield data[: len(data) // 2]
             raise OSError(28, "No space left on device")
-        calls["n"] += 1
-        return real_write(path, data)
+        return real_stage(path, half_then_full())
 
-    monkeypatch.setattr(ckpt, "_write_synced", disk_full_on_second_checkpoint)
+    monkeypatch.setattr(ckpt, "stage", disk_full_on_second_checkpoint)
     with pytest.raises(OSError, match="No space"):
         train(config, tmp_path / "run", progress=False)
     folder = tmp_path / "run" / "checkpoints"

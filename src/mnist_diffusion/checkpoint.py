@@ -13,13 +13,13 @@ import os
 import pickle
 import re
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from .atomic import stage
 from .errors import UserError
 
 FORMAT = "mnist-diffusion/1"
@@ -35,20 +35,6 @@ def digest_path(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
-def _write_synced(path: Path, data: bytes) -> Path:
-    """Write ``data`` to a fresh temporary file beside ``path`` and fsync it; returns the temporary path."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return Path(tmp)
-
-
 def save_atomic(obj: dict[str, Any], path: Path) -> None:
     """Save ``obj`` so that a crash or a failed write never leaves a torn or unverifiable checkpoint.
 
@@ -61,9 +47,9 @@ def save_atomic(obj: dict[str, Any], path: Path) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     data = buffer.getvalue()
-    tmp_data = _write_synced(path, data)
+    tmp_data = stage(path, [data])
     try:
-        tmp_digest = _write_synced(path, f"{hashlib.sha256(data).hexdigest()}  {path.name}\n".encode())
+        tmp_digest = stage(path, [f"{hashlib.sha256(data).hexdigest()}  {path.name}\n".encode()])
         try:
             os.replace(tmp_digest, digest_path(path))
         except BaseException:

@@ -27,7 +27,6 @@ import hashlib
 import io
 import os
 import pickle
-import secrets
 import shutil
 import socket
 import struct
@@ -48,6 +47,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .atomic import write_atomic
 from .errors import UserError
 from .paths import DATA_ENV, data_root
 
@@ -374,24 +374,6 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
-def _atomic_write(path: Path, chunks: list[bytes]) -> None:
-    """Write ``chunks`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Not tempfile.mkstemp: its files are mode 0600; open(..., "xb") honours the umask like a plain write.
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    try:
-        with open(tmp, "xb") as fh:
-            for chunk in chunks:
-                fh.write(chunk)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
     """Write a uint8 array as an uncompressed IDX file, atomically (temporary file + ``os.replace``).
 
@@ -403,7 +385,7 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
     if not 1 <= array.ndim <= 255:
         raise ValueError(f"write_idx needs 1 to 255 dimensions, got {array.ndim}")
     header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    _atomic_write(Path(path), [header, np.ascontiguousarray(array).tobytes()])
+    write_atomic(path, [header, np.ascontiguousarray(array).tobytes()])
 
 
 # --------------------------------------------------------------------------------------------

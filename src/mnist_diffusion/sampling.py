@@ -6,6 +6,7 @@ background, like MNIST) and ``meta``: a JSON string describing how they were mad
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import config as config_module
+from .atomic import write_atomic
 from .build import Process, build_network, build_process, resolve_device
 from .checkpoint import load_checkpoint, load_state_strict, resolve_checkpoint
 from .config import Config
@@ -138,8 +140,9 @@ def save_samples(path: str | Path, images: np.ndarray, meta: dict[str, Any], **e
     for name, array in {"images": images, **extra}.items():
         if array.dtype != np.uint8 or array.ndim != 3 or array.shape[1:] != (28, 28):
             raise ValueError(f"{name} must be uint8 [N, 28, 28], got {array.dtype} {array.shape}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, images=images, meta=np.array(json.dumps(meta)), **extra)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, images=images, meta=np.array(json.dumps(meta)), **extra)
+    write_atomic(path, [buffer.getvalue()])  # a run killed mid-write must not leave a torn cache entry
     return path
 
 

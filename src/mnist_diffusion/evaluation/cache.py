@@ -9,14 +9,15 @@ Writes are atomic (temporary file + rename); an unreadable entry is treated as m
 
 from __future__ import annotations
 
+import io
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..atomic import write_atomic
 from ..paths import repo_root
 
 CACHE_ENV = "MNIST_DIFFUSION_CACHE"
@@ -33,21 +34,11 @@ def cache_folder(key: str) -> Path:
     return cache_root() / "evaluation" / key
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_tensors(path: Path, payload: dict[str, Any], meta: dict[str, Any]) -> None:
     """Store tensors and builtins (``payload``) with the ``meta`` they depend on, atomically."""
-    _atomic_write(path, lambda handle: torch.save({"meta": meta, "payload": payload}, handle))
+    buffer = io.BytesIO()
+    torch.save({"meta": meta, "payload": payload}, buffer)
+    write_atomic(path, [buffer.getvalue()])
 
 
 def load_tensors(path: Path, meta: dict[str, Any]) -> dict[str, Any] | None:
@@ -65,7 +56,7 @@ def load_tensors(path: Path, meta: dict[str, Any]) -> dict[str, Any] | None:
 
 def save_json(path: Path, obj: Any) -> None:
     """Write ``obj`` as indented JSON, atomically."""
-    _atomic_write(path, lambda handle: handle.write((json.dumps(obj, indent=2) + "\n").encode()))
+    write_atomic(path, [(json.dumps(obj, indent=2) + "\n").encode()])
 
 
 def load_json(path: Path) -> Any | None:
