@@ -53,6 +53,14 @@ def test_format_value(value, text):
         assert rt.parse_value(text) == pytest.approx(value, abs=half_last_digit(text))
 
 
+@pytest.mark.parametrize("value, std, texts", [
+    (85.5213, 0.574, ("85.52", "0.57")), (0.58896, 0.00869, ("0.5890", "0.0087")), (0.2611, 0.672, ("0.26", "0.67")),
+    (4888.9, 22.4, ("4\\,889", "22")), (297.3, 19.2, ("297", "19")), (0.5, 0.0996, ("0.50", "0.10")),
+    (2.6, None, ("2.60", "--")), (0.0008, 0.0, ("0.000800", "0"))])
+def test_format_with_std_rounds_the_mean_to_the_std(value, std, texts):
+    assert rt.format_with_std(value, std) == texts
+
+
 def half_last_digit(text: str) -> float:
     """Half a unit of the last printed digit: how far a correctly rounded print may be from the value."""
     decimals = len(text.split(".")[1]) if "." in text else 0
@@ -144,7 +152,7 @@ def test_readme_results_section_prints_the_headline_numbers(tmp_path):
         printed_value, printed_std = cell.split(" ± ")
         assert float(printed_value) == pytest.approx(value, abs=half_last_digit(printed_value))
         assert float(printed_std) == pytest.approx(std, abs=half_last_digit(printed_std))
-    assert rows["precision"][:2] == ["0.812 ± 0.00400"] * 2 and rows["precision"][2] == "--"
+    assert rows["precision"][:2] == ["0.8123 ± 0.0040"] * 2 and rows["precision"][2] == "--"
     assert "ddim-50 (10,000 samples x 3 seeds)" in section and "![" not in section  # no key figure in tmp_path
     (tmp_path / "figures").mkdir()
     (tmp_path / "figures" / "fidelity_samples.png").write_bytes(b"png")
