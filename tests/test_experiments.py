@@ -30,6 +30,18 @@ def test_registry_configs_build_and_study_changes_one_factor_each():
     assert final.train.snapshot_steps[-1] == final.train.steps
 
 
+def test_study_rows_taken_from_snapshots_share_their_final_runs_config_but_for_its_length():
+    length_keys = {"steps", "sample_every", "snapshot_steps"}  # none of these changes the weights at a step
+    taken = [e for e in ex.EXPERIMENTS.values() if e.snapshot_of]
+    assert {e.snapshot_of for e in taken} == {"ddpm_baseline", "ddpm_unet_cosine", "ddpm_unet"}
+    for e in taken:
+        row, final = ex.experiment_config(e.name).to_dict(), ex.experiment_config(e.snapshot_of).to_dict()
+        row["train"] = {k: v for k, v in row["train"].items() if k not in length_keys}
+        final["train"] = {k: v for k, v in final["train"].items() if k not in length_keys}
+        assert row == final, e.name
+        assert ex.STUDY_STEPS in ex.experiment_config(e.snapshot_of).train.snapshot_steps
+
+
 def test_smoke_config_keeps_smoke_sizes():
     config = ex.experiment_config("study_recipe", profile="smoke")
     assert config.train.steps == 20 and config.data.subset == 512

@@ -242,9 +242,9 @@ def study_table(results: Results, summary: dict[str, Any]) -> str:
                      _cell(results, f"{run}/headline/precision"), _cell(results, f"{run}/headline/recall"),
                      _cell(results, f"{run}/headline/confident_share")])
     return _table("lrrrrr", ["run", "classifier-FID", "change", "precision", "recall", "confident"], rows,
-                  "Hyperparameter study at an equal budget of \\res{study/steps} steps: each row reverts one factor "
-                  "of our recipe to the baseline's choice (DDIM-50, N = 2,000, mean $\\pm$ std over 3 sampling "
-                  "seeds; change = FID minus our recipe's).", "tab:study")
+                  "Hyperparameter study at an equal budget of \\res{study/steps} steps: each row changes one factor "
+                  "of our first recipe to the baseline's choice (DDIM-50, N = 2,000, mean $\\pm$ std over 3 "
+                  "sampling seeds; change = FID minus the first recipe's).", "tab:study")
 
 
 def steps_table(results: Results, summary: dict[str, Any]) -> str:
