@@ -99,7 +99,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     _study("study_lr", "first recipe, learning rate 2e-4", "optim.lr=2.0e-4"),
     _study("study_ema", "first recipe, no EMA", "train.ema_decay=0.0"),
 ]}
-#: The study's factors: the run that reverts one factor of our recipe to the baseline's choice.
+#: The study's factors: the run that changes one factor of our first recipe to the baseline's choice.
 STUDY_FACTORS = {"network": "study_network", "noise schedule": "study_schedule", "learning rate": "study_lr",
                  "EMA": "study_ema"}
 
