@@ -91,6 +91,12 @@ def test_every_number_equals_its_json_source_in_a_synthetic_summary():
     assert rt.parse_value(values["derived/study_ema/fidchange"]) == pytest.approx(3.5, rel=5e-3)
     assert rt.parse_value(values["ddpm_unet/headline/msperimage"]) == pytest.approx(1000 * 37.5 / 30000, rel=5e-3)
     assert values["ddpm_unet/train/steps"] == "14\\,063"
+    # the curve's point at half the training (the first snapshot at or past step 14063 / 2) and its end
+    assert (values["derived/ddpm_unet/curve/halfstep"], values["derived/ddpm_unet/curve/halffid"]) == ("14\\,063", "4.00")
+    summary["models"]["ddpm_unet"]["curve"].insert(1, {"step": 7032, "train_seconds": 3600.0, "fid": 6.5})
+    values = {m["key"]: m["value"] for m in map(DEFRESULT.match, rt.collect(summary).tex().splitlines()) if m}
+    assert (values["derived/ddpm_unet/curve/halfstep"], values["derived/ddpm_unet/curve/halffid"]) == ("7\\,032", "6.50")
+    assert values["derived/ddpm_unet/curve/finalfid"] == "4.00"
     summary["models"]["ddpm_unet"]["evaluations"]["ddim-50_n10000"]["label_shares"] = [0.09] * 8 + [0.18, 0.10]
     values = {m["key"]: m["value"] for m in map(DEFRESULT.match, rt.collect(summary).tex().splitlines()) if m}
     assert (values["derived/ddpm_unet/topdigit"], values["derived/ddpm_unet/topsharepct"]) == ("8", "18.0")

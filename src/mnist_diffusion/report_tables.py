@@ -149,6 +149,15 @@ def _derived(results: Results, summary: dict[str, Any]) -> None:
                         "first models.ddpm_unet.curve point with fid <= baseline's final: train_seconds / 60")
             results.add("derived/unetreachesbaselinefraction", fraction,
                         "that point's train_seconds / models.ddpm_baseline.curve[-1].train_seconds")
+    for run, record in models.items():
+        curve = record.get("curve")
+        if curve:  # is training still paying off? the FID at half the run's steps (or the first snapshot past it) and at the end
+            half = next(p for p in curve if p["step"] >= curve[-1]["step"] / 2)
+            where = f"models.{run}.curve"
+            results.add(f"derived/{run}/curve/halfstep", half["step"], f"first {where} point with step >= last step / 2: step")
+            results.add(f"derived/{run}/curve/halffid", half["fid"], f"first {where} point with step >= last step / 2: fid")
+            results.add(f"derived/{run}/curve/finalstep", curve[-1]["step"], f"{where}[-1].step")
+            results.add(f"derived/{run}/curve/finalfid", curve[-1]["fid"], f"{where}[-1].fid")
     for run in ("ddpm_baseline", "ddpm_unet"):
         evaluations = (models.get(run) or {}).get("evaluations", {})
         ddim, ancestral = evaluations.get("ddim-50_n2000"), evaluations.get("ancestral_n2000")
