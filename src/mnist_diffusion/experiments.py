@@ -221,12 +221,19 @@ def _weights_digest(path: Path) -> str:
     return sidecar.read_text().split()[0][:16] if sidecar.is_file() else "nodigest"
 
 
+#: A draw of samples that takes longer saves its finished batches this often (seconds), so that a stopped draw
+#: (a session's end, ^C) resumes where it was instead of starting again.
+PARTIAL_SAVE_SECONDS = 300.0
+
+
 def draw_samples(weights: Path, sampler: str, steps: int | None, n: int, seed: int, cache: Path,
                  progress: bool = True) -> tuple[Any, float]:
     """``n`` samples (uint8 [n, 28, 28]) from a checkpoint, cached in ``cache`` by weights digest, sampler and seed.
 
     DDPM samplers clip x_hat to [-1, 1] (the default; the file name says ``clip`` so that samples drawn otherwise
-    are never mistaken for these). Returns (images, the seconds their sampling took, also when cached)."""
+    are never mistaken for these). Returns (images, the seconds their sampling took, also when cached). A long draw
+    keeps its finished batches in ``<name>.partial.npz`` every :data:`PARTIAL_SAVE_SECONDS` and resumes from
+    them; their images are the ones an uninterrupted draw gives, and the seconds count only the batches kept."""
     import numpy as np
 
     from .sampling import default_batch_size, generate, load_trained, save_samples
@@ -237,12 +244,29 @@ def draw_samples(weights: Path, sampler: str, steps: int | None, n: int, seed: i
             return data["images"], float(json.loads(str(data["meta"]))["sampling_seconds"])
     trained = load_trained(weights, device="auto")
     options: dict[str, Any] = {"sampler": sampler} | ({"steps": steps} if steps is not None else {})
-    batch_size = default_batch_size(trained)
-    started = time.perf_counter()
-    images = generate(trained, n, seed=seed, batch_size=batch_size, progress=progress, **options)
-    seconds = time.perf_counter() - started
-    save_samples(file, images, {"checkpoint": str(weights), "n": n, "seed": seed, "batch_size": batch_size,
-                                "sampling_seconds": seconds, **options})
+    meta = {"checkpoint": str(weights), "n": n, "seed": seed, "batch_size": default_batch_size(trained), **options}
+    partial = file.with_name(file.name.replace(".npz", ".partial.npz"))
+    done, seconds_before = None, 0.0
+    if partial.is_file():
+        with np.load(partial) as data:
+            kept = json.loads(str(data["meta"]))
+            if {k: kept.get(k) for k in meta} == meta:  # else it was drawn otherwise (e.g. another batch size): redraw
+                done, seconds_before = data["images"], float(kept["sampling_seconds"])
+                if progress:
+                    print(f"resuming {file.name} after {len(done)} of {n} samples")
+    started = last_save = time.perf_counter()
+
+    def save_partial(out: Any, filled: int) -> None:
+        nonlocal last_save
+        if filled < n and time.perf_counter() - last_save >= PARTIAL_SAVE_SECONDS:
+            save_samples(partial, out[:filled], meta | {"sampling_seconds": seconds_before + time.perf_counter() - started})
+            last_save = time.perf_counter()
+
+    images = generate(trained, n, seed=seed, batch_size=meta["batch_size"], progress=progress, done=done,
+                      after_batch=save_partial, **options)
+    seconds = seconds_before + time.perf_counter() - started
+    save_samples(file, images, meta | {"sampling_seconds": seconds})
+    partial.unlink(missing_ok=True)
     return images, seconds
 
 

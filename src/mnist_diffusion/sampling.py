@@ -10,7 +10,7 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -112,24 +112,39 @@ def generate(
     batch_size: int | None = None,
     seed: int = 0,
     progress: bool = True,
+    done: np.ndarray | None = None,
+    after_batch: Callable[[np.ndarray, int], None] | None = None,
     **sampler_options: Any,
 ) -> np.ndarray:
     """``n`` images as uint8 [n, 28, 28], drawn in batches of ``batch_size`` (default :func:`default_batch_size`);
-    the same arguments (batch size included) give the same images."""
+    the same arguments (batch size included) give the same images.
+
+    Each batch has its own seed (:func:`batch_seed`), so a long draw can stop and go on: ``done`` holds the first
+    images of an earlier call with the same arguments (a whole number of batches), which are kept while drawing
+    resumes after them; ``after_batch(out, filled)`` is called after every batch with the output array and the
+    number of its rows drawn so far (to save them)."""
     if n < 1:
         raise UserError(f"--n must be >= 1, got {n}")
     batch_size = default_batch_size(trained) if batch_size is None else batch_size
     if batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {batch_size}")
     out = np.empty((n, 28, 28), dtype=np.uint8)
-    starts = range(0, n, batch_size)
-    for index, start in enumerate(tqdm(starts, desc="sampling batches", disable=not progress or len(starts) == 1)):
+    kept = 0 if done is None else len(done)
+    if kept % batch_size or kept >= n:
+        raise ValueError(f"done must hold a whole number of batches of {batch_size} and fewer than {n} images, got {kept}")
+    if done is not None:
+        out[:kept] = done
+    starts = range(kept, n, batch_size)
+    first = kept // batch_size
+    for index, start in enumerate(tqdm(starts, desc="sampling batches", disable=not progress or len(starts) == 1), first):
         size = min(batch_size, n - start)
         images = sample_batch(
             trained.network, trained.process, size, seed=batch_seed(seed, index),
             progress=progress and len(starts) == 1, **sampler_options,
         )
         out[start : start + size] = to_uint8(images).cpu().numpy()
+        if after_batch is not None:
+            after_batch(out, start + size)
     return out
 
 

@@ -1,0 +1,82 @@
+"""A long draw of samples stopped midway (a session's end, ^C) resumes from its saved batches and ends with the
+images and cache file an uninterrupted draw gives."""
+
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+import torch
+
+from mnist_diffusion import experiments as ex
+from mnist_diffusion import sampling
+from mnist_diffusion.build import build_network
+from mnist_diffusion.checkpoint import FORMAT, save_atomic
+from mnist_diffusion.config import load_config
+from mnist_diffusion.paths import repo_root
+from mnist_diffusion.sampling import generate, load_trained
+
+N, BATCH = 10, 4  # three batches: 4 + 4 + 2
+
+
+@pytest.fixture()
+def weights(tmp_path, monkeypatch):
+    """Untrained smoke-sized UNet weights (sampling does not care whether they were trained), batches of 4."""
+    config = load_config(repo_root() / "configs" / "ddpm_unet.yaml", ["sample.steps=3"], profile="smoke")
+    torch.manual_seed(0)
+    path = tmp_path / "ema.pt"
+    save_atomic({"format": FORMAT, "config": asdict(config), "step": 0, "ema": build_network(config).state_dict()}, path)
+    monkeypatch.setattr(sampling, "default_batch_size", lambda trained: BATCH)
+    return path
+
+
+def stop_after(monkeypatch, batches: int) -> None:
+    """Make sampling stop (as ^C does) when it starts batch number ``batches`` (counting from 0)."""
+    real, calls = sampling.sample_batch, []
+
+    def counting(*args, **kwargs):
+        if len(calls) == batches:
+            raise KeyboardInterrupt
+        calls.append(kwargs["seed"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sampling, "sample_batch", counting)
+
+
+def test_a_stopped_draw_resumes_from_its_saved_batches_and_gives_the_uninterrupted_images(weights, tmp_path, monkeypatch):
+    reference = generate(load_trained(weights), N, batch_size=BATCH, seed=7, progress=False, sampler="ddim", steps=3)
+    monkeypatch.setattr(ex, "PARTIAL_SAVE_SECONDS", 0.0)  # save after every batch
+    cache = tmp_path / "cache"
+    with monkeypatch.context() as m:
+        stop_after(m, 2)
+        with pytest.raises(KeyboardInterrupt):
+            ex.draw_samples(weights, "ddim", 3, N, 7, cache, progress=False)
+    (partial,) = cache.glob("*.partial.npz")
+    with np.load(partial) as data:
+        assert np.array_equal(data["images"], reference[:8])  # both finished batches were kept
+    seeds = []
+    real = sampling.sample_batch
+    monkeypatch.setattr(sampling, "sample_batch", lambda *a, **k: seeds.append(k["seed"]) or real(*a, **k))
+    images, seconds = ex.draw_samples(weights, "ddim", 3, N, 7, cache, progress=False)
+    assert seeds == [sampling.batch_seed(7, 2)]  # only the last batch was drawn again
+    assert np.array_equal(images, reference) and seconds > 0
+    assert not partial.exists() and len(list(cache.glob("*.npz"))) == 1
+    assert np.array_equal(ex.draw_samples(weights, "ddim", 3, N, 7, cache, progress=False)[0], reference)  # cached
+
+
+def test_a_partial_draw_of_another_batch_size_is_drawn_again(weights, tmp_path, monkeypatch):
+    monkeypatch.setattr(ex, "PARTIAL_SAVE_SECONDS", 0.0)
+    cache = tmp_path / "cache"
+    with monkeypatch.context() as m:
+        stop_after(m, 1)
+        with pytest.raises(KeyboardInterrupt):
+            ex.draw_samples(weights, "ddim", 3, N, 7, cache, progress=False)
+    monkeypatch.setattr(sampling, "default_batch_size", lambda trained: 5)  # e.g. resumed on another device
+    images, _ = ex.draw_samples(weights, "ddim", 3, N, 7, cache, progress=False)
+    expected = generate(load_trained(weights), N, batch_size=5, seed=7, progress=False, sampler="ddim", steps=3)
+    assert np.array_equal(images, expected)
+
+
+def test_generate_rejects_a_done_prefix_that_is_not_whole_batches(weights):
+    trained = load_trained(weights)
+    with pytest.raises(ValueError, match="whole number of batches"):
+        generate(trained, N, batch_size=BATCH, done=np.zeros((3, 28, 28), np.uint8), progress=False, sampler="ddim", steps=3)
