@@ -135,11 +135,10 @@ def generate(
     if done is not None:
         out[:kept] = done
     starts = range(kept, n, batch_size)
-    first = kept // batch_size
-    for index, start in enumerate(tqdm(starts, desc="sampling batches", disable=not progress or len(starts) == 1), first):
+    for start in tqdm(starts, desc="sampling batches", disable=not progress or len(starts) == 1):
         size = min(batch_size, n - start)
         images = sample_batch(
-            trained.network, trained.process, size, seed=batch_seed(seed, index),
+            trained.network, trained.process, size, seed=batch_seed(seed, start // batch_size),
             progress=progress and len(starts) == 1, **sampler_options,
         )
         out[start : start + size] = to_uint8(images).cpu().numpy()
