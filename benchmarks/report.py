@@ -68,13 +68,21 @@ def readme_section(documents: dict[str, dict[str, Any]]) -> str:
 
 # --- LaTeX ------------------------------------------------------------------------------------------------------
 
+#: Characters with a meaning in LaTeX; and, outside \texttt, the comparisons (the OT1 text font has no < or >: it
+#: prints them as inverted punctuation).
+_SPECIAL = {"\\": r"\textbackslash{}", "^": r"\^{}", "~": r"\~{}"}
+_COMPARISON = {">=": r"$\geq$", "<=": r"$\leq$", ">": r"$>$", "<": r"$<$"}
+
+
 def latex_escape(text: str) -> str:
-    """Escape LaTeX's special characters; `code` becomes \\texttt{code}."""
+    """Escape LaTeX's special characters; `code` becomes \\texttt{code}; >=, <=, >, < outside code become math."""
     out = []
     for i, piece in enumerate(text.split("`")):
-        escaped = re.sub(r"([\\%&#_$^~{}])", lambda m: {"\\": r"\textbackslash{}", "^": r"\^{}", "~": r"\~{}"}.get(
-            m.group(1), "\\" + m.group(1)), piece)
-        out.append(f"\\texttt{{{escaped}}}" if i % 2 else escaped)
+        escaped = re.sub(r"([\\%&#_$^~{}])", lambda m: _SPECIAL.get(m.group(1), "\\" + m.group(1)), piece)
+        if i % 2:
+            out.append(f"\\texttt{{{escaped}}}")
+        else:
+            out.append(re.sub(r">=|<=|>|<", lambda m: _COMPARISON[m.group(0)], escaped))
     return "".join(out)
 
 
@@ -89,8 +97,9 @@ def markdown_to_latex(markdown: str) -> str:
             cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines if not set(line) <= set("|-: ")]
             spec = "".join("r" if ":" in a else "l" for a in lines[1].strip("|").split("|"))
             body = [" & ".join(latex_escape(c) for c in row) + r" \\" for row in cells]
-            blocks.append("\\begin{table}[ht]\n\\centering\\scriptsize\n\\begin{tabular}{" + spec + "}\n\\toprule\n"
-                          + body[0] + "\n\\midrule\n" + "\n".join(body[1:]) + "\n\\bottomrule\n\\end{tabular}\n\\end{table}")
+            blocks.append("\\begin{table}[ht]\n\\centering\\scriptsize\n\\begin{adjustbox}{max width=\\linewidth}\n"
+                          "\\begin{tabular}{" + spec + "}\n\\toprule\n" + body[0] + "\n\\midrule\n" + "\n".join(body[1:])
+                          + "\n\\bottomrule\n\\end{tabular}\n\\end{adjustbox}\n\\end{table}")
         elif lines[0].startswith("- "):
             items = "\n".join(f"\\item {latex_escape(line[2:])}" for line in lines)
             blocks.append(f"\\begin{{itemize}}\n{items}\n\\end{{itemize}}")

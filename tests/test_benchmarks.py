@@ -143,3 +143,9 @@ def test_unet_fast_upsample_equals_nearest_upsample_then_conv(memory_format):
     torch.testing.assert_close(fast, reference)
     for got, want in zip(grads_fast, grads_reference):
         torch.testing.assert_close(got, want)
+
+
+def test_latex_escape_sets_comparisons_in_math_outside_code():
+    escape = load_script("report").latex_escape
+    assert escape("img/s >= 40% of peak, <= 2 or < 3 > 1") == r"img/s $\geq$ 40\% of peak, $\leq$ 2 or $<$ 3 $>$ 1"
+    assert escape("run `a>=b_c` & 5") == r"run \texttt{a>=b\_c} \& 5"
