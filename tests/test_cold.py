@@ -11,6 +11,7 @@ import torch
 from mnist_diffusion.cold import ColdDiffusion
 from mnist_diffusion.data import mnist_tensors, to_model_range
 from mnist_diffusion.degradations import OPERATORS, Degradation, make_degradation
+from mnist_diffusion.degradations.palimpsest import random_scribbles
 from mnist_diffusion.models import UNet
 from mnist_diffusion.samplers import cold_restore, cold_reverse, cold_sample
 
@@ -117,6 +118,30 @@ def test_restoration_network_overfits_a_small_batch(digits):
         optimizer.step()
     after = fixed_loss()
     assert after < before / 2.5, f"l1 {before:.3f} -> {after:.3f}"
+
+
+def test_endpoint_spread_measures_how_much_the_first_estimates_differ(digits):
+    """A restorer that ignores its input gives one first estimate for every endpoint (spread 0); the identity
+    gives the endpoints' own spread, here checked against the palimpsest's scribbles drawn independently."""
+    from mnist_diffusion.experiments import endpoint_spread
+    from mnist_diffusion.sampling import TrainedModel
+
+    cold = ColdDiffusion(make_degradation("palimpsest", 10))
+
+    def model(network):
+        return TrainedModel(network, None, cold, 0, None, "ema")
+
+    constant = endpoint_spread(model(lambda x, t: torch.zeros_like(x) + 0.3), n=8)
+    assert constant["n"] == 8 and constant["estimates"] == 0.0
+    pairs = [(digits[i] - digits[j]).abs().mean().item() for i in range(8) for j in range(8) if i != j]
+    assert constant["test_images"] == pytest.approx(sum(pairs) / len(pairs), rel=1e-6)
+
+    identity = endpoint_spread(model(lambda x, t: x), n=8)
+    ink, _ = random_scribbles(8, torch.Generator().manual_seed(0))
+    scribbles = 2 * ink - 1
+    pairs = [(scribbles[i] - scribbles[j]).abs().mean().item() for i in range(8) for j in range(8) if i != j]
+    assert identity["estimates"] == pytest.approx(sum(pairs) / len(pairs), rel=1e-6)
+    assert identity["estimates"] > 0.1
 
 
 def run_cli(*args):

@@ -8,7 +8,7 @@ import pytest
 import scipy.linalg
 import torch
 
-from mnist_diffusion.evaluation.distances import kth_neighbour_distances, nearest_distances
+from mnist_diffusion.evaluation.distances import kth_neighbour_distances, mean_pairwise_l1, nearest_distances
 from mnist_diffusion.evaluation.fid import frechet_distance, gaussian_stats
 from mnist_diffusion.evaluation.kid import kernel_inception_distance, kid_subset_indices, mmd2_unbiased
 from mnist_diffusion.evaluation.labels import histogram_kl, label_histogram, label_metrics, mnist_score
@@ -198,3 +198,13 @@ def test_radius_search_bound_never_exceeds_the_true_distance():
     bound = torch.cdist(index.embed(points[300:]).double(), index.embedded.double())
     true = torch.cdist(points[300:].double(), points[:300].double())
     assert (bound <= true + 1e-3).all() and (bound > 0.3 * true).float().mean() > 0.5
+
+
+def test_mean_pairwise_l1_matches_a_double_loop():
+    images = torch.rand(7, 1, 4, 5, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 2 - 1
+    pairs = [(images[i] - images[j]).abs().mean().item() for i in range(7) for j in range(7) if i != j]
+    assert mean_pairwise_l1(images) == pytest.approx(sum(pairs) / len(pairs), rel=1e-12)
+    assert mean_pairwise_l1(images[:1].expand(5, -1, -1, -1)) == 0.0
+    assert mean_pairwise_l1(torch.stack([torch.zeros(3, 3), torch.ones(3, 3)])) == 1.0
+    with pytest.raises(ValueError, match="at least 2"):
+        mean_pairwise_l1(images[:1])

@@ -243,3 +243,19 @@ def test_notebooks_are_thin_and_clean():
             lines = [line for line in "".join(cell["source"]).splitlines() if line.strip() and not line.strip().startswith("#")]
             assert len(lines) <= 15, f"{notebook.name}: a code cell of {len(lines)} lines belongs in the package"
             assert not cell["outputs"], f"{notebook.name}: commit notebooks without outputs (make figures runs them)"
+
+
+def test_cold_table_shows_the_endpoint_spread_when_measured():
+    summary = synthetic_summary()
+    cold = {**summary["models"]["ddpm_unet"], "endpoint": {"n": 256, "estimates": 0.02138, "test_images": 0.5512}}
+    summary["models"]["cold_palimpsest"] = summary["models"]["cold_blur"] = summary["models"]["ddpm_unet"]
+    results = rt.collect(summary)
+    assert "endpoint" not in rt.cold_table(results, summary)
+    summary["models"]["cold_palimpsest"] = cold
+    results = rt.collect(summary)
+    row = next(line for line in rt.cold_table(results, summary).splitlines() if line.startswith("spread of"))
+    assert row.startswith("spread of $R(\\x_T, T)$ over \\res{cold_palimpsest/endpoint/n} endpoints")
+    assert "\\res{cold_palimpsest/endpoint/estimates} (\\res{cold_palimpsest/endpoint/testimages})" in row
+    assert row.endswith("-- (--) \\\\")  # the blur model has no endpoint record
+    values = {m["key"]: m["value"] for m in map(DEFRESULT.match, results.tex().splitlines()) if m}
+    assert (values["cold_palimpsest/endpoint/estimates"], values["cold_palimpsest/endpoint/testimages"]) == ("0.0214", "0.551")

@@ -23,7 +23,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import yaml
@@ -33,6 +33,9 @@ from .config import SMOKE_OVERRIDES, Config, load_config
 from .errors import UserError
 from .evaluation.cache import save_json
 from .paths import repo_root, runs_root
+
+if TYPE_CHECKING:
+    from .sampling import TrainedModel
 
 #: The hyperparameter study's equal, short training budget (steps of 128 images: 6.4 epochs). At 1,000 steps
 #: every run still drew noise-like blobs (classifier-FID 1,800-10,800 against a floor of 6.6): too early to rank.
@@ -295,7 +298,8 @@ def evaluate_experiment(name: str, profile: str = "full", progress: bool = True,
               "training": {"steps": int(state["step"]), **state.get("stats", {}),
                            "hardware": _read_json(weights.parent / "hardware.json")},
               "weights_sha256_16": _weights_digest(weights), "headline": evaluation_key(*specs[0][:3])}
-    known = [evaluation_key(*spec[:3]) for spec in specs] + (["restoration"] if e.config.startswith("cold") else [])
+    cold_extras = ["restoration", "endpoint"] if e.config.startswith("cold") else []
+    known = [evaluation_key(*spec[:3]) for spec in specs] + cold_extras
     unknown = sorted(set(only or ()) - set(known))
     if unknown:
         raise UserError(f"--only {' '.join(unknown)}: {name} has no such evaluation; it has {', '.join(known)}")
@@ -339,6 +343,13 @@ def evaluate_experiment(name: str, profile: str = "full", progress: bool = True,
         result = restoration(weights, n=100 if profile == "smoke" else RESTORATION_N)
         record = current_record()
         record["restoration"] = result
+        save_json(out, record)
+    if "endpoint" in cold_extras and (only is None or "endpoint" in only):
+        from .sampling import load_trained
+
+        result = endpoint_spread(load_trained(weights, device="auto"), n=16 if profile == "smoke" else ENDPOINT_N)
+        record = current_record()
+        record["endpoint"] = result
         save_json(out, record)
     return out
 
@@ -386,6 +397,24 @@ def restoration(weights: Path, n: int = RESTORATION_N) -> dict[str, Any]:
         out[f"t{t_start}"] = {"t_start": t_start, "n": n, "l1_degraded": result["l1_degraded"],
                               "l1_restored": result["l1_restored"]}
     return out
+
+
+#: Fresh endpoints whose first estimates R(x_T, T) are compared in :func:`endpoint_spread`.
+ENDPOINT_N = 256
+
+
+def endpoint_spread(model: TrainedModel, n: int = ENDPOINT_N, root: str | None = None) -> dict[str, Any]:
+    """How much a cold model's endpoint tells its restorer: the mean pairwise l1 distance (pixels in [-1, 1]) of the
+    first estimates R(x_T, T) of ``n`` unconditional samples (fresh seeded states, i.e. the direct sampler), beside
+    the same distance between the first ``n`` test images. An endpoint that carries no information about x gives
+    nearly one estimate for every sample, and the sampler's first step then adds the same faint image to all."""
+    from .data import mnist_tensors, to_model_range
+    from .evaluation.distances import mean_pairwise_l1
+    from .samplers import cold_sample
+
+    estimates = cold_sample(model.network, model.process, n, algorithm="direct", seed=0).images
+    test_images = to_model_range(mnist_tensors("test", root)[0][:n])
+    return {"n": n, "estimates": mean_pairwise_l1(estimates.cpu()), "test_images": mean_pairwise_l1(test_images)}
 
 
 def _scaled(specs: list[tuple[str, int | None, int, int]], profile: str) -> list[tuple[str, int | None, int, int]]:
@@ -465,7 +494,7 @@ def summarise(profile: str = "full") -> Path:
                                        "metrics": {k: {f: m[f] for f in ("value", "std", "floor", "floor_std")}
                                                    for k, m in ev["metrics"].items()}}
                                  for key, ev in record["evaluations"].items()},
-                 "restoration": record.get("restoration"),
+                 "restoration": record.get("restoration"), "endpoint": record.get("endpoint"),
                  "curve": _read_json(root / name / "curve.json").get("points")}
         (study if e.group == "study" else models)[name] = entry
     floors = {str(n): {k: {"value": m["value"], "std": m["std"]} for k, m in data["metrics"].items()}

@@ -128,6 +128,10 @@ def _run_entries(results: Results, run: str, where: str, record: dict[str, Any])
         for quantity in ("l1_degraded", "l1_restored"):
             results.add(f"{run}/restore/{name}/{quantity.replace('_', '')}", r[quantity],
                         f"{where}.restoration.{name}.{quantity}")
+    endpoint = record.get("endpoint")
+    if endpoint:
+        for quantity in ("n", "estimates", "test_images"):
+            results.add(f"{run}/endpoint/{quantity.replace('_', '')}", endpoint[quantity], f"{where}.endpoint.{quantity}")
 
 
 def _derived(results: Results, summary: dict[str, Any]) -> None:
@@ -278,9 +282,17 @@ def cold_table(results: Results, summary: dict[str, Any]) -> str:
         rows.append([f"restoration l1 from $t={name[1:]}$ (degraded)",
                      *(f"{_cell(results, f'{r}/restore/{name}/l1restored', False)} "
                        f"({_cell(results, f'{r}/restore/{name}/l1degraded', False)})" for r in runs)])
-    return _table("l" + "r" * len(runs), ["", *(MODEL_LABELS[r] for r in runs)], rows,
-                  "Cold diffusion: classifier-FID of unconditional generation by sampler, and conditional restoration "
-                  "of degraded test images (mean absolute pixel error in [-1, 1] units, N = 2,000).", "tab:cold")
+    caption = ("Cold diffusion: classifier-FID of unconditional generation by sampler, and conditional restoration "
+               "of degraded test images (mean absolute pixel error in [-1, 1] units, N = 2,000).")
+    with_endpoint = [r for r in runs if summary["models"][r].get("endpoint")]
+    if with_endpoint:
+        caption += (" Last row: the mean absolute pixel difference between two of the restorer's first estimates "
+                    "from fresh endpoints (between two test digits in brackets).")
+        n = _cell(results, f"{with_endpoint[0]}/endpoint/n", False)
+        rows.append([f"spread of $R(\\x_T, T)$ over {n} endpoints (as many test digits)",
+                     *(f"{_cell(results, f'{r}/endpoint/estimates', False)} "
+                       f"({_cell(results, f'{r}/endpoint/testimages', False)})" for r in runs)])
+    return _table("l" + "r" * len(runs), ["", *(MODEL_LABELS[r] for r in runs)], rows, caption, "tab:cold")
 
 
 BACKSLASH_PERCENT = "\\%"

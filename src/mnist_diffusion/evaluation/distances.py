@@ -57,3 +57,13 @@ def nearest_distances(queries: Tensor, keys: Tensor, chunk: int = DEFAULT_CHUNK)
     nearest = [torch.addmm(key_sq.unsqueeze(0), q, keys.T, alpha=-2.0).amin(dim=1) + (q * q).sum(dim=1)
                for q in queries.split(chunk)]
     return torch.cat(nearest).clamp_(min=0.0).sqrt_()
+
+
+def mean_pairwise_l1(images: Tensor) -> float:
+    """Mean absolute pixel difference between two different images of a set, averaged over all ordered pairs
+    i != j: images [n, ...] (n >= 2, any value range; the result is in the same units as the pixels)."""
+    n = images.shape[0]
+    if n < 2:
+        raise ValueError(f"need at least 2 images, got {n}")
+    flat = images.reshape(n, -1).to(torch.float64)
+    return (torch.cdist(flat, flat, p=1).sum() / (n * (n - 1) * flat.shape[1])).item()
