@@ -15,7 +15,7 @@ from mnist_diffusion.degradations.palimpsest import random_scribbles
 from mnist_diffusion.models import UNet
 from mnist_diffusion.samplers import cold_restore, cold_reverse, cold_sample
 
-T_OF = {"noise": 50, "blur": 40, "pixelate": 20, "mask": 20, "palimpsest": 50}
+T_OF = {"noise": 50, "blur": 40, "pixelate": 20, "mask": 20, "palimpsest": 50, "palimpsest_trace": 50}
 
 
 @pytest.fixture(scope="module")

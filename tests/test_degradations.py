@@ -9,7 +9,7 @@ from mnist_diffusion.degradations.linear import MNIST_MEAN_LEVEL, MNIST_STD_LEVE
 from mnist_diffusion.errors import UserError
 
 NAMES = sorted(OPERATORS)
-T_OF = {"noise": 50, "blur": 40, "pixelate": 20, "mask": 20, "palimpsest": 50}
+T_OF = {"noise": 50, "blur": 40, "pixelate": 20, "mask": 20, "palimpsest": 50, "palimpsest_trace": 50}
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_the_state_makes_degradation_deterministic(name, digits):
     a = op.degrade(digits[:8], t, state_for(op, 8, seed=1))
     b = op.degrade(digits[:8], t, state_for(op, 8, seed=1))
     assert torch.equal(a, b)
-    if name in ("noise", "mask", "palimpsest"):  # the stochastic operators
+    if name in ("noise", "mask", "palimpsest", "palimpsest_trace"):  # the stochastic operators
         c = op.degrade(digits[:8], t, state_for(op, 8, seed=2))
         assert not torch.equal(a, c)
 
@@ -78,6 +78,10 @@ def test_endpoint_needs_no_data_and_matches_the_last_step(name, digits):
     last = op.degrade(digits, torch.full((len(digits),), op.T), state)
     if name in ("mask", "palimpsest"):  # their D(x, T) does not depend on x at all
         assert torch.equal(endpoint, last)
+    elif name == "palimpsest_trace":  # D(x, T) is x's own trace under the scribble; the endpoint draws a trace
+        own = op.endpoint({**state, "trace": op.trace_cells((digits + 1) / 2)})
+        torch.testing.assert_close(own, last, atol=1e-6, rtol=0)
+        assert not torch.equal(endpoint, last)
     elif name == "noise":  # D(x, T) - endpoint = sqrt(alpha_T) x, tiny
         assert (endpoint - last).abs().max() < 0.02
     else:  # blur and pixelate end at the flat image of x's mean; the endpoint draws that level
@@ -110,6 +114,19 @@ def test_palimpsest_draws_in_pen_order():
     drawn = [((op.degrade(blank, torch.full((4,), t), state) + 1) / 2 > 0.5) for t in (10, 25, 50)]
     assert torch.all(drawn[0] <= drawn[1]) and torch.all(drawn[1] <= drawn[2]), "ink once drawn stays"
     assert drawn[0].sum() < drawn[2].sum()
+
+
+def test_traced_palimpsest_draws_the_traces_of_training_digits(mnist_root):
+    """Generation starts from the 4 x 4 block means of uniformly drawn training digits, each under its own scribble."""
+    op = make_degradation("palimpsest_trace", 50)
+    state = state_for(op, 64)
+    train = mnist_tensors("train")[0].float() / 255
+    blocks = train.view(-1, 4, 7, 4, 7).mean(dim=(2, 4))  # independent of avg_pool2d
+    exact = "donot_use_mm_for_euclid_dist"
+    nearest = torch.cdist(state["trace"].flatten(1), blocks.flatten(1), compute_mode=exact).min(dim=1)
+    assert state["trace"].shape == (64, 1, 4, 4) and nearest.values.max() < 1e-5
+    assert len(set(nearest.indices.tolist())) > 60, "draws are spread over the training set"
+    assert torch.equal(state_for(op, 64)["trace"], state["trace"])
 
 
 def test_unknown_operator_is_a_user_error():

@@ -37,7 +37,7 @@ class DiffusionConfig:
 class ColdConfig:
     """Cold diffusion only (method: cold)."""
 
-    degradation: str = "palimpsest"  # noise | blur | pixelate | mask | palimpsest
+    degradation: str = "palimpsest"  # noise | blur | pixelate | mask | palimpsest | palimpsest_trace
     T: int = 50
 
 

@@ -7,7 +7,7 @@ from .base import Degradation, State, repeat_state, select_state
 from .linear import GaussianBlur, Pixelate
 from .masking import Masking
 from .noise import GaussianNoise
-from .palimpsest import Palimpsest, random_scribbles
+from .palimpsest import Palimpsest, TracedPalimpsest, random_scribbles
 
 OPERATORS: dict[str, type[Degradation]] = {
     "noise": GaussianNoise,
@@ -15,6 +15,7 @@ OPERATORS: dict[str, type[Degradation]] = {
     "pixelate": Pixelate,
     "mask": Masking,
     "palimpsest": Palimpsest,
+    "palimpsest_trace": TracedPalimpsest,
 }
 
 
@@ -28,4 +29,5 @@ def make_degradation(name: str, T: int) -> Degradation:
 
 
 __all__ = ["OPERATORS", "Degradation", "State", "make_degradation", "random_scribbles", "repeat_state", "select_state",
-           "GaussianBlur", "GaussianNoise", "Masking", "Palimpsest", "Pixelate"]
+           "GaussianBlur", "GaussianNoise", "Masking", "Palimpsest", "Pixelate",
+           "TracedPalimpsest"]

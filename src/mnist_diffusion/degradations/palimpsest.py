@@ -123,13 +123,15 @@ class Palimpsest(Degradation):
         ink, pen_time = random_scribbles(n, generator, device)
         return {"ink": ink, "pen_time": pen_time}
 
+    def dried_ink(self, digit: Tensor, w: Tensor) -> Tensor:
+        """The digit's ink [B, 1, 28, 28] in [0, 1] at w = t / T ([B, 1, 1, 1]): thinned and faded to nothing."""
+        thinned = -F.max_pool2d(-digit, kernel_size=3, stride=1, padding=1)  # grey-scale erosion
+        return (1 - w) * ((1 - w) * digit + w * thinned)
+
     def degrade(self, x0: Tensor, t: Tensor, state: State) -> Tensor:
         w = (t.float() / self.T).view(-1, 1, 1, 1)
-        digit = (x0 + 1) / 2
-        thinned = -F.max_pool2d(-digit, kernel_size=3, stride=1, padding=1)  # grey-scale erosion
-        digit_t = (1 - w) * ((1 - w) * digit + w * thinned)
         drawn = ((w * (1 + self.reveal_width) - state["pen_time"]) / self.reveal_width).clamp(0, 1)
-        ink_t = torch.maximum(digit_t, state["ink"] * drawn)
+        ink_t = torch.maximum(self.dried_ink((x0 + 1) / 2, w), state["ink"] * drawn)
         return self.keep_clean_at_zero(x0, t, 2 * ink_t - 1)
 
     def endpoint(self, state: State) -> Tensor:
@@ -137,3 +139,69 @@ class Palimpsest(Degradation):
 
     def describe(self):
         return {**super().describe(), "reveal_width": self.reveal_width}
+
+
+class TracedPalimpsest(Palimpsest):
+    """The palimpsest whose scraping leaves a trace, as real palimpsests do: x_t = 2 max(digit_t, scribble_t) - 1
+    with digit_t = (1 - w)^2 digit + (1 - w) w eroded + w trace(digit), w = t / T, where trace(x) is the digit
+    averaged over ``cell`` x ``cell`` blocks (4 x 4 numbers for cell 7) and smoothly upsampled: a grey blur that
+    keeps the undertext's rough shape but none of its strokes.
+
+    Why. The plain palimpsest's endpoint is the scribble alone, independent of the digit, so the restorer's first
+    estimate R(x_T, T) is one and the same image for every scribble, and every sample starts from it (measured by
+    :func:`mnist_diffusion.experiments.endpoint_spread`). The trace gives each sample its own start. Generation
+    draws it, like Bansal et al. draw the blur endpoint from a distribution fitted to the data: the ``trace``
+    of the state is the trace of a uniformly drawn training image, [n, 1, 28 / cell, 28 / cell] in [0, 1]
+    (16 numbers per image; they tell the digit's class only about 3 times in 4 by nearest neighbour)."""
+
+    name = "palimpsest_trace"
+
+    def __init__(self, T: int = 50, reveal_width: float = 0.1, cell: int = 7, root: str | None = None) -> None:
+        super().__init__(T, reveal_width)
+        if SIZE % cell:
+            raise ValueError(f"the trace's cell must divide {SIZE}, got {cell}")
+        self.cell, self.root = cell, root
+
+    def trace_cells(self, ink: Tensor) -> Tensor:
+        """Block means of ink [n, 1, 28, 28] in [0, 1]: [n, 1, 28 / cell, 28 / cell]."""
+        return F.avg_pool2d(ink, self.cell)
+
+    @staticmethod
+    def upsample(cells: Tensor) -> Tensor:
+        return F.interpolate(cells, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
+
+    def training_traces(self) -> Tensor:
+        """The trace cells of all 60,000 training images (computed once per process and data root)."""
+        from ..data import mnist_tensors
+
+        images, _ = mnist_tensors("train", self.root)
+        return _cached_traces(images, self.cell)
+
+    def sample_state(self, n: int, generator: torch.Generator | None = None,
+                     device: torch.device | str = "cpu") -> State:
+        state = super().sample_state(n, generator, device)
+        traces = self.training_traces()
+        draw_device = generator.device if generator is not None else "cpu"
+        pick = torch.randint(0, traces.shape[0], (n,), generator=generator, device=draw_device)
+        state["trace"] = traces[pick.cpu()].to(device)
+        return state
+
+    def dried_ink(self, digit: Tensor, w: Tensor) -> Tensor:
+        """The plain palimpsest's dried ink plus w times the digit's trace: the trace alone at t = T."""
+        return super().dried_ink(digit, w) + w * self.upsample(self.trace_cells(digit))
+
+    def endpoint(self, state: State) -> Tensor:
+        return 2 * torch.maximum(self.upsample(state["trace"]), state["ink"]) - 1
+
+    def describe(self):
+        return {**super().describe(), "cell": self.cell}
+
+
+_TRACES: dict[tuple[int, int], Tensor] = {}
+
+
+def _cached_traces(images: Tensor, cell: int) -> Tensor:
+    key = (id(images), cell)  # mnist_tensors returns the same tensor object for unchanged files
+    if key not in _TRACES:
+        _TRACES[key] = F.avg_pool2d(images.unsqueeze(1).float() / 255, cell)
+    return _TRACES[key]
