@@ -259,3 +259,16 @@ def test_cold_table_shows_the_endpoint_spread_when_measured():
     assert row.endswith("-- (--) \\\\")  # the blur model has no endpoint record
     values = {m["key"]: m["value"] for m in map(DEFRESULT.match, results.tex().splitlines()) if m}
     assert (values["cold_palimpsest/endpoint/estimates"], values["cold_palimpsest/endpoint/testimages"]) == ("0.0214", "0.551")
+
+
+def test_prose_words_counts_running_text_only():
+    tex = ("Our model (\\res{a/b}) beats $x_t = 1$ by far~\\citep{ho}.% a comment\n"
+           "\\begin{figure}\\caption{many words here}\\end{figure}\n"
+           "\\begin{equation*} a + b \\end{equation*}\\paragraph{Two words.} 10\\% of \\emph{it}.")
+    # Our model w beats w by far w | Two words 10 of it
+    assert rt.prose_words(tex) == 8 + 5
+
+
+def test_the_main_text_is_within_the_word_limit():
+    words = rt.main_text_words()
+    assert 1_000 < words <= rt.MAIN_TEXT_LIMIT, f"{words} words of main text"

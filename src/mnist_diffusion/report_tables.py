@@ -417,3 +417,29 @@ def write_report_tables(summary_path: Path | None = None, out_dir: Path | None =
             readme_path.write_text(updated)
         paths.append(readme_path)
     return paths
+
+
+#: The report's main text: the sections between the title and the references (the appendix is not main text).
+MAIN_SECTIONS = ("introduction", "ddpm", "ddpm_results", "cold", "cold_results", "conclusion")
+MAIN_TEXT_LIMIT = 3_000
+_NOT_PROSE = ("figure", "table", "algorithm", "equation", "align")
+
+
+def prose_words(tex: str) -> int:
+    """Words of running text in LaTeX source: comments and figure, table, algorithm and display-math environments
+    are dropped; inline math, a number (\\res), a reference or a citation counts as one word; other commands
+    count for nothing (their braced text is kept)."""
+    tex = re.sub(r"(?<!\\)%.*", "", tex)
+    for env in _NOT_PROSE:
+        tex = re.sub(rf"\\begin\{{{env}\*?\}}.*?\\end\{{{env}\*?\}}", " ", tex, flags=re.S)
+    tex = re.sub(r"\$[^$]*\$", " w ", tex)
+    tex = re.sub(r"\\(res|ref|eqref|cite[pt]?)\{[^}]*\}", " w ", tex)
+    tex = re.sub(r"\\(input|label)\{[^}]*\}", " ", tex)
+    tex = re.sub(r"\\[a-zA-Z]+\*?|\\.", " ", tex)
+    return sum(1 for token in re.sub(r"[{}\[\]~]", " ", tex).split() if re.search(r"\w", token))
+
+
+def main_text_words(sections: Path | None = None) -> int:
+    """:func:`prose_words` summed over :data:`MAIN_SECTIONS` of ``report/sections``."""
+    sections = sections or repo_root() / "report" / "sections"
+    return sum(prose_words((sections / f"{name}.tex").read_text()) for name in MAIN_SECTIONS)

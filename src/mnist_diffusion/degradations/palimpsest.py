@@ -14,11 +14,15 @@ restorer cannot tell whose ink it sees: it must judge which strokes make a plaus
 (Algorithm 2), the pen is lifted off the page stroke by stroke while the network decides which of the ink
 it sees is a digit, so a random scribble is read as a digit.
 
-Why the endpoint gives diverse digits. D(x, T) is the finished scribble alone: it does not depend on x, and
-the scribble is procedural (1 to 3 smooth strokes whose start, heading, curvature drift, step length and pen
-width are all random), so x_T is sampled without any data. Every generated image starts from a different
-scribble, and the restorer's reading of a scribble's loops, bars and hooks decides the digit, so the
-randomness of the strokes, not a fixed starting image, is what spreads samples over all ten classes.
+What the endpoint does and does not give. D(x, T) is the finished scribble alone: it does not depend on x,
+and the scribble is procedural (1 to 3 smooth strokes whose start, heading, curvature drift, step length and pen
+width are all random), so x_T is sampled without any data and every generated image starts from its own
+scribble. We expected the strokes' randomness to spread the samples over the ten digits. It does so only
+partly: because x_T says nothing about x, the restorer's best first estimate R(x_T, T) is nearly the same
+image for every scribble (see :func:`mnist_diffusion.experiments.endpoint_spread`), Algorithm 2 writes it
+into every sample, and a sample departs from it only where the restorer reads scribble strokes as the
+digit's. The trained model's samples favour a few digits (measured in ``results/cold_palimpsest``).
+:class:`TracedPalimpsest` keeps a coarse trace of the digit at t = T to give each sample its own start.
 
 State per image: ``ink`` (the finished scribble, [n, 1, 28, 28] in [0, 1]) and ``pen_time`` (the fraction of
 the pen's path at which each pixel is drawn, [n, 1, 28, 28] in [0, 1]). Unlike the blending, eraser-mask, zoom
