@@ -93,6 +93,8 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                evaluations=COLD_EVALUATIONS),
     Experiment("cold_blur", "cold_blur.yaml", description="cold diffusion, blur (reference)",
                evaluations=COLD_EVALUATIONS),
+    Experiment("cold_palimpsest_trace", "cold_palimpsest_trace.yaml",
+               description="cold diffusion, our degradation leaving a trace of the digit", evaluations=COLD_EVALUATIONS),
     _study("study_baseline", "baseline recipe", config="ddpm_baseline.yaml", snapshot_of="ddpm_baseline"),
     _study("study_recipe", "our first recipe (cosine schedule)", snapshot_of="ddpm_unet_cosine"),
     _study("study_network", "first recipe, coursework CNN", "model.arch=coursework_cnn",

@@ -32,7 +32,8 @@ TABLE_METRICS = {
     "inception_fid": "Inception-FID",
 }
 MODEL_LABELS = {"ddpm_baseline": "DDPM baseline", "ddpm_unet": "DDPM, our recipe",
-                "cold_palimpsest": "cold, palimpsest", "cold_blur": "cold, blur"}
+                "cold_palimpsest": "cold, palimpsest", "cold_blur": "cold, blur",
+                "cold_palimpsest_trace": "cold, palimpsest with trace"}
 
 
 def format_value(value: float | int | None) -> str:
@@ -272,7 +273,7 @@ def steps_table(results: Results, summary: dict[str, Any]) -> str:
 
 
 def cold_table(results: Results, summary: dict[str, Any]) -> str:
-    runs = [r for r in ("cold_palimpsest", "cold_blur") if r in summary["models"]]
+    runs = [r for r in ("cold_palimpsest", "cold_palimpsest_trace", "cold_blur") if r in summary["models"]]
     keys = {"alg2_n10000": "Algorithm 2, N = 10,000", "alg1_n2000": "Algorithm 1, N = 2,000",
             "direct_n2000": "direct, N = 2,000"}
     rows = [[label, *(_cell(results, f"{r}/{key}/fid") for r in runs)] for key, label in keys.items()]
