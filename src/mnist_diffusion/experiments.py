@@ -405,7 +405,7 @@ def restoration(weights: Path, n: int = RESTORATION_N) -> dict[str, Any]:
 ENDPOINT_N = 256
 
 
-def endpoint_spread(model: TrainedModel, n: int = ENDPOINT_N, root: str | None = None) -> dict[str, Any]:
+def endpoint_spread(model: TrainedModel, n: int = ENDPOINT_N) -> dict[str, Any]:
     """How much a cold model's endpoint tells its restorer: the mean pairwise l1 distance (pixels in [-1, 1]) of the
     first estimates R(x_T, T) of ``n`` unconditional samples (fresh seeded states, i.e. the direct sampler), beside
     the same distance between the first ``n`` test images. An endpoint that carries no information about x gives
@@ -415,7 +415,7 @@ def endpoint_spread(model: TrainedModel, n: int = ENDPOINT_N, root: str | None =
     from .samplers import cold_sample
 
     estimates = cold_sample(model.network, model.process, n, algorithm="direct", seed=0).images
-    test_images = to_model_range(mnist_tensors("test", root)[0][:n])
+    test_images = to_model_range(mnist_tensors("test")[0][:n])
     return {"n": n, "estimates": mean_pairwise_l1(estimates.cpu()), "test_images": mean_pairwise_l1(test_images)}
 
 

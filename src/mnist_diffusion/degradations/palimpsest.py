@@ -160,11 +160,12 @@ class TracedPalimpsest(Palimpsest):
 
     name = "palimpsest_trace"
 
-    def __init__(self, T: int = 50, reveal_width: float = 0.1, cell: int = 7, root: str | None = None) -> None:
+    def __init__(self, T: int = 50, reveal_width: float = 0.1, cell: int = 7) -> None:
         super().__init__(T, reveal_width)
         if SIZE % cell:
             raise ValueError(f"the trace's cell must divide {SIZE}, got {cell}")
-        self.cell, self.root = cell, root
+        self.cell = cell
+        self._training_traces: Tensor | None = None
 
     def trace_cells(self, ink: Tensor) -> Tensor:
         """Block means of ink [n, 1, 28, 28] in [0, 1]: [n, 1, 28 / cell, 28 / cell]."""
@@ -175,11 +176,12 @@ class TracedPalimpsest(Palimpsest):
         return F.interpolate(cells, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
 
     def training_traces(self) -> Tensor:
-        """The trace cells of all 60,000 training images (computed once per process and data root)."""
-        from ..data import mnist_tensors
+        """The trace cells of all 60,000 training images: [60000, 1, 28 / cell, 28 / cell] (computed once)."""
+        if self._training_traces is None:
+            from ..data import mnist_tensors
 
-        images, _ = mnist_tensors("train", self.root)
-        return _cached_traces(images, self.cell)
+            self._training_traces = self.trace_cells(mnist_tensors("train")[0].unsqueeze(1).float() / 255)
+        return self._training_traces
 
     def sample_state(self, n: int, generator: torch.Generator | None = None,
                      device: torch.device | str = "cpu") -> State:
@@ -199,13 +201,3 @@ class TracedPalimpsest(Palimpsest):
 
     def describe(self):
         return {**super().describe(), "cell": self.cell}
-
-
-_TRACES: dict[tuple[int, int], Tensor] = {}
-
-
-def _cached_traces(images: Tensor, cell: int) -> Tensor:
-    key = (id(images), cell)  # mnist_tensors returns the same tensor object for unchanged files
-    if key not in _TRACES:
-        _TRACES[key] = F.avg_pool2d(images.unsqueeze(1).float() / 255, cell)
-    return _TRACES[key]
