@@ -80,3 +80,15 @@ def test_generate_rejects_a_done_prefix_that_is_not_whole_batches(weights):
     trained = load_trained(weights)
     with pytest.raises(ValueError, match="whole number of batches"):
         generate(trained, N, batch_size=BATCH, done=np.zeros((3, 28, 28), np.uint8), progress=False, sampler="ddim", steps=3)
+
+
+def test_the_stochastic_ddim_evaluation_draws_ddim_with_eta_one(weights, tmp_path):
+    """``ddimeta1`` in an evaluation spec is DDIM with eta = 1 (fresh noise at every step), cached apart from DDIM."""
+    options = {"batch_size": BATCH, "seed": 7, "progress": False, "steps": 3}
+    stochastic = generate(load_trained(weights), N, sampler="ddim", eta=1.0, **options)
+    deterministic = generate(load_trained(weights), N, sampler="ddim", **options)
+    assert not np.array_equal(stochastic, deterministic)
+    drawn, _ = ex.draw_samples(weights, "ddimeta1", 3, N, 7, tmp_path, progress=False)
+    assert np.array_equal(drawn, stochastic)
+    assert np.array_equal(ex.draw_samples(weights, "ddim", 3, N, 7, tmp_path, progress=False)[0], deterministic)
+    assert len(list(tmp_path.glob("*ddimeta1-3_n10_seed7*.npz"))) == 1

@@ -91,12 +91,36 @@ def test_smoke_pipeline_train_evaluate_curve_summary(capsys, monkeypatch):
     curve = json.loads((published / "curve.json").read_text())
     assert [p["step"] for p in curve["points"]] == [10, 20]
     assert curve["points"][0]["train_seconds"] < curve["points"][1]["train_seconds"]
+    _check_curve_without_snapshots(name, published, curve["points"][-1], capsys)
 
     assert main(["experiment", "summary", "--profile", "smoke"]) == 0
     summary = json.loads((ex.results_dir("smoke") / "summary.json").read_text())
     row = summary["study"][name]
     assert row["evaluations"][key]["metrics"]["fid"]["value"] == evaluation["metrics"]["fid"]["value"]
     assert [p["step"] for p in row["curve"]] == [10, 20]
+
+
+def _check_curve_without_snapshots(name, published, last_point, capsys):
+    """With the snapshots gone (a fresh clone has only the committed weights), ``ex.curve`` gives the final point
+    alone, from the final evaluation under the curve's protocol, and says so, instead of failing or retraining."""
+    curve_file = published / "curve.json"
+    kept = curve_file.read_text()
+    snapshots = ex.run_dir(name, "smoke") / "snapshots"
+    moved = snapshots.with_name("snapshots.away")
+    curve_file.unlink()
+    snapshots.rename(moved)
+    try:
+        points = ex.curve(name, "smoke")
+    finally:
+        moved.rename(snapshots)
+        curve_file.write_text(kept)
+    assert "its curve is its final point only" in capsys.readouterr().out
+    assert len(points) == 1
+    point = points[0]
+    assert (point["step"], point["images_seen"], point["evaluation"]) == (20, 20 * 32, "ddim-50_n100")
+    # the same weights, sampler, N and seed as the curve's last point: the same numbers
+    assert point["fid"] == pytest.approx(last_point["fid"], rel=1e-9)
+    assert point["train_seconds"] == pytest.approx(last_point["train_seconds"], abs=0.01)
 
 
 def _check_inception_option(name, published, key, monkeypatch, capsys):

@@ -67,3 +67,14 @@ def test_figures_dir_is_scratch_under_smoke(monkeypatch):
     assert "smoke" in plots.figures_dir().parts
     monkeypatch.setenv("MNIST_DIFFUSION_PROFILE", "full")
     assert plots.figures_dir().name == "figures" and "smoke" not in plots.figures_dir().parts
+
+
+def test_image_grids_lays_panels_out_in_rows_of_per_row():
+    images = np.random.default_rng(0).integers(0, 256, (8, 28, 28), dtype=np.uint8)
+    fig = plots.image_grids({k: images for k in "abcde"}, ncol=4, per_row=3)
+    shown = [ax for ax in fig.axes if ax.images]
+    assert [ax.get_title() for ax in shown] == list("abcde")
+    rows = sorted({round(ax.get_position().y0, 3) for ax in shown})
+    assert len(rows) == 2 and len(fig.axes) == 6  # two rows of three; the sixth axis is blank
+    assert not fig.axes[5].images and not fig.axes[5].axison
+    assert [ax.get_title() for ax in plots.image_grids({"a": images, "b": images}, ncol=4).axes] == ["a", "b"]

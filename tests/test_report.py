@@ -102,6 +102,23 @@ def test_every_number_equals_its_json_source_in_a_synthetic_summary():
     assert (values["derived/ddpm_unet/topdigit"], values["derived/ddpm_unet/topsharepct"]) == ("8", "18.0")
 
 
+def test_baseline_without_a_curve_uses_its_final_evaluation_under_the_curve_protocol():
+    summary = synthetic_summary()
+    base = summary["models"]["ddpm_baseline"]
+    base["curve"] = None
+    values = {m["key"]: m["value"] for m in map(DEFRESULT.match, rt.collect(summary).tex().splitlines()) if m}
+    assert "derived/unetreachesbaselinefraction" not in values  # the evaluation's seeds are unknown: no claim
+    base["evaluations"]["ddim-50_n2000"]["seeds"] = [0]
+    values = {m["key"]: m["value"] for m in map(DEFRESULT.match, rt.collect(summary).tex().splitlines()) if m}
+    # the baseline's final point is its ddim-50_n2000 FID (20 * 1.1 = 22) at its 7,200 training seconds; the
+    # recipe's first curve point at or below 22 is 4 * 3 = 12, after 600 s
+    assert rt.parse_value(values["derived/baselinefinalfid"]) == pytest.approx(22.0, rel=5e-3)
+    assert rt.parse_value(values["derived/unetreachesbaselinefraction"]) == pytest.approx(600 / 7200, rel=5e-3)
+    base["evaluations"]["ddim-50_n2000"]["seeds"] = [1]  # another seed than the curve's: not comparable
+    values = {m["key"]: m["value"] for m in map(DEFRESULT.match, rt.collect(summary).tex().splitlines()) if m}
+    assert "derived/baselinefinalfid" not in values
+
+
 def test_target_verdicts_follow_the_raw_numbers():
     summary = synthetic_summary()
     verdicts = {key: verdict for _, key, verdict in rt.target_verdicts(rt.collect(summary))}

@@ -59,11 +59,21 @@ def show_images(ax: Any, images: np.ndarray, ncol: int | None = None, title: str
         ax.set_title(title)
 
 
-def image_grids(panels: Mapping[str, np.ndarray], ncol: int = 8, width: float = TEXT_WIDTH) -> Any:
-    """One titled grid per entry of ``panels`` ({title: uint8 [N, 28, 28]}), side by side."""
+def image_grids(panels: Mapping[str, np.ndarray], ncol: int = 8, width: float = TEXT_WIDTH,
+                per_row: int | None = None) -> Any:
+    """One titled grid per entry of ``panels`` ({title: uint8 [N, 28, 28]}), ``per_row`` to a row (default: all
+    side by side)."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(panels), figsize=(width, width / len(panels) * 1.08), squeeze=False)
-    for ax, (title, images) in zip(axes[0], panels.items()):
+    per_row = per_row or len(panels)
+    rows = -(-len(panels) // per_row)
+    tiled = [tile(images, ncol=ncol, pad_value=96) for images in panels.values()]
+    aspect = max(t.shape[0] / t.shape[1] for t in tiled)  # height / width of the tallest panel
+    title_inches = 0.1 + 0.2 * max(title.count("\n") + 1 for title in panels)
+    fig, axes = plt.subplots(rows, per_row, figsize=(width, rows * (width / per_row * aspect + title_inches)),
+                             squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_axis_off()
+    for ax, (title, images) in zip(axes.flat, panels.items()):
         show_images(ax, images, ncol=ncol, title=title)
     fig.tight_layout()
     return fig
