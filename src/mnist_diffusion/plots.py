@@ -169,15 +169,16 @@ def metric_panels(panels: Mapping[str, Mapping[str, Sequence[tuple[float, float]
 
 def study_bars(names: Sequence[str], values: Sequence[float], errors: Sequence[float | None], ylabel: str,
                floor: float | None = None) -> Any:
-    """Horizontal bars with error bars (the hyperparameter study: one bar per run)."""
+    """Horizontal bars with error bars (the hyperparameter study: one bar per run), on a log axis: the values
+    span orders of magnitude, from the real-data floor to an untuned baseline."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(TEXT_WIDTH / 2, 0.3 * len(names) + 0.8))
+    fig, ax = plt.subplots(figsize=(TEXT_WIDTH * 0.9, 0.3 * len(names) + 0.8))
     y = np.arange(len(names))
     ax.barh(y, values, xerr=[e or 0 for e in errors], color="tab:blue", alpha=0.8, capsize=2)
     if floor is not None:
         ax.axvline(floor, ls="--", color="grey", lw=1, label="real-data floor")
-        ax.legend(loc="lower right")
-    ax.set(yticks=y, yticklabels=names, xlabel=ylabel)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.set(yticks=y, yticklabels=names, xlabel=ylabel, xscale="log")
     ax.invert_yaxis()
     fig.tight_layout()
     return fig
