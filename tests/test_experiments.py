@@ -206,3 +206,17 @@ def test_study_rows_taken_from_a_final_runs_snapshot_are_the_weights_training_th
     steps = [json.loads(line)["step"] for line in (published / "log.jsonl").read_text().splitlines()]
     assert steps and max(steps) == 20
     assert ex.take_snapshot("study_network", "smoke") is False  # a reverted factor has no final run to share
+
+
+def test_fid_by_steps_groups_one_seed_evaluations_by_sampler_label():
+    def evaluation(sampler, steps, fid, sets=1):
+        return {"sampler": sampler, "steps": steps, "sets": sets, "metrics": {"fid": {"value": fid, "floor": 6.6}}}
+
+    record = {"name": "ddpm_unet", "evaluations": {
+        "ddim-50_n10000": evaluation("ddim", 50, 59.0, sets=3), "ddim-50_n2000": evaluation("ddim", 50, 67.0),
+        "ddim-10_n2000": evaluation("ddim", 10, 87.0), "ddimeta1-50_n2000": evaluation("ddimeta1", 50, 34.7),
+        "ancestral_n2000": evaluation("ancestral", None, 34.0)}}
+    series, floor = ex.fid_by_steps(record)
+    T = ex.experiment_config("ddpm_unet").diffusion.T
+    assert series == {"DDIM": [(10, 87.0), (50, 67.0)], "DDIM, eta = 1": [(50, 34.7)], "ancestral": [(T, 34.0)]}
+    assert floor == 6.6

@@ -89,6 +89,8 @@ def test_every_number_equals_its_json_source_in_a_synthetic_summary():
     assert rt.parse_value(values["derived/ddpm_unet/fidratio"]) == pytest.approx(4.0 / 2.6, rel=5e-3)
     assert rt.parse_value(values["derived/unetreachesbaselinefraction"]) == pytest.approx(600 / 7200, rel=5e-3)
     assert rt.parse_value(values["derived/study_ema/fidchange"]) == pytest.approx(3.5, rel=5e-3)
+    assert rt.parse_value(values["derived/ddpm_unet/ddimvsancestralpct"]) == pytest.approx(10.0, rel=5e-3)
+    assert "derived/ddpm_unet/ddimeta1vsancestralpct" not in values  # not evaluated in this summary
     assert rt.parse_value(values["ddpm_unet/headline/msperimage"]) == pytest.approx(1000 * 37.5 / 30000, rel=5e-3)
     assert values["ddpm_unet/train/steps"] == "14\\,063"
     # the curve's point at half the training (the first snapshot at or past step 14063 / 2) and its end
@@ -289,3 +291,18 @@ def test_prose_words_counts_running_text_only():
 def test_the_main_text_is_within_the_word_limit():
     words = rt.main_text_words()
     assert 1_000 < words <= rt.MAIN_TEXT_LIMIT, f"{words} words of main text"
+
+
+def test_steps_table_marks_times_taken_with_another_thread_count():
+    summary = synthetic_summary()
+    for run in ("ddpm_baseline", "ddpm_unet"):
+        for evaluation in summary["models"][run]["evaluations"].values():
+            evaluation["threads"] = 1
+    table = rt.steps_table(rt.collect(summary), summary)
+    assert "$^{*}$" not in table and "threads" not in table
+    summary["models"]["ddpm_unet"]["evaluations"]["ancestral_n2000"]["threads"] = 2
+    table = rt.steps_table(rt.collect(summary), summary)
+    row = next(line for line in table.splitlines() if line.startswith("ancestral"))
+    assert row.endswith("\\res{ddpm_unet/ancestral_n2000/msperimage}$^{*}$ \\\\")
+    assert row.count("$^{*}$") == 1  # the baseline's ancestral row was timed like the rest
+    assert "with 1 thread; $^{*}$: timed with 2 threads instead" in table

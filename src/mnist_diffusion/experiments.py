@@ -479,17 +479,21 @@ def _committed_floors() -> dict[int, dict[str, Any]]:
     return found
 
 
+#: How figures name the evaluations' samplers.
+SAMPLER_LABELS = {"ddim": "DDIM", "ddimeta1": "DDIM, eta = 1", "ancestral": "ancestral"}
+
+
 def fid_by_steps(record: dict[str, Any]) -> tuple[dict[str, list[tuple[int, float]]], float | None]:
     """From a DDPM run's metrics: the one-seed (N = 2,000) classifier-FID of each sampler against its network
-    evaluations per sample, ``{"ddim": [(10, fid), ...], "ancestral": [(T, fid)]}`` sorted by steps, and the
-    real-data FID floor at that N."""
+    evaluations per sample, ``{"DDIM": [(10, fid), ...], "ancestral": [(T, fid)]}`` (keys: :data:`SAMPLER_LABELS`)
+    sorted by steps, and the real-data FID floor at that N."""
     one_seed = [e for e in record["evaluations"].values() if e["sets"] == 1]
     from .paths import active_profile
 
     T = experiment_config(record["name"], active_profile()).diffusion.T
     series: dict[str, list[tuple[int, float]]] = {}
     for e in one_seed:
-        series.setdefault(e["sampler"], []).append((e["steps"] or T, e["metrics"]["fid"]["value"]))
+        series.setdefault(SAMPLER_LABELS.get(e["sampler"], e["sampler"]), []).append((e["steps"] or T, e["metrics"]["fid"]["value"]))
     floor = one_seed[0]["metrics"]["fid"]["floor"] if one_seed else None
     return {sampler: sorted(points) for sampler, points in series.items()}, floor
 
@@ -505,6 +509,7 @@ def summarise(profile: str = "full") -> Path:
         entry = {"description": e.description, "training": record["training"], "headline": record["headline"],
                  "evaluations": {key: {"sampler": ev["sampler"], "steps": ev["steps"], "n": ev["n"], "sets": ev["sets"],
                                        "seeds": ev["seeds"],
+                                       "threads": (ev.get("evaluation_hardware") or {}).get("torch_threads"),
                                        "sampling_seconds": ev["sampling_seconds"],
                                        "label_shares": (ev.get("label_shares") or {}).get("mean"),
                                        "metrics": {k: {f: m[f] for f in ("value", "std", "floor", "floor_std")}

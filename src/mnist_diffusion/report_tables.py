@@ -171,11 +171,13 @@ def _derived(results: Results, summary: dict[str, Any]) -> None:
             results.add(f"derived/{run}/curve/finalfid", curve[-1]["fid"], f"{where}[-1].fid")
     for run in ("ddpm_baseline", "ddpm_unet"):
         evaluations = (models.get(run) or {}).get("evaluations", {})
-        ddim, ancestral = evaluations.get("ddim-50_n2000"), evaluations.get("ancestral_n2000")
-        if ddim and ancestral:
-            a = ancestral["metrics"]["fid"]["value"]
-            results.add(f"derived/{run}/ddimvsancestralpct", 100 * (ddim["metrics"]["fid"]["value"] - a) / a,
-                        f"100 * (models.{run} ddim-50_n2000 fid - ancestral_n2000 fid) / ancestral_n2000 fid")
+        ancestral = evaluations.get("ancestral_n2000")
+        for sampler in ("ddim", "ddimeta1"):
+            fast = evaluations.get(f"{sampler}-50_n2000")
+            if fast and ancestral:
+                a = ancestral["metrics"]["fid"]["value"]
+                results.add(f"derived/{run}/{sampler}vsancestralpct", 100 * (fast["metrics"]["fid"]["value"] - a) / a,
+                            f"100 * (models.{run} {sampler}-50_n2000 fid - ancestral_n2000 fid) / ancestral_n2000 fid")
     for run, record in models.items():
         head = record["evaluations"].get(record["headline"])
         if not head:
@@ -270,13 +272,24 @@ def steps_table(results: Results, summary: dict[str, Any]) -> str:
               "ddim-100_n2000": "DDIM, 100 steps", "ddimeta1-50_n2000": "DDIM with $\\eta = 1$, 50 steps",
               "ddimeta1-100_n2000": "DDIM with $\\eta = 1$, 100 steps", "ancestral_n2000": "ancestral, 1000 steps"}
     runs = [r for r in ("ddpm_baseline", "ddpm_unet") if r in summary["models"]]
-    rows = [[label, *(c for r in runs for c in (_cell(results, f"{r}/{key}/fid", with_std=False),
-                                                  _cell(results, f"{r}/{key}/msperimage", with_std=False)))]
+    threads = {(r, key): summary["models"][r]["evaluations"][key].get("threads")
+               for r in runs for key in labels if key in summary["models"][r]["evaluations"]}
+    usual = max(set(threads.values()), key=list(threads.values()).count) if threads else None
+
+    def time_cell(run: str, key: str) -> str:
+        odd = threads.get((run, key), usual) != usual  # timed with another number of threads: marked
+        return _cell(results, f"{run}/{key}/msperimage", with_std=False) + ("$^{*}$" if odd else "")
+
+    rows = [[label, *(c for r in runs for c in (_cell(results, f"{r}/{key}/fid", with_std=False), time_cell(r, key)))]
             for key, label in labels.items()]
     header = ["sampler", *(h for r in runs for h in (f"FID, {MODEL_LABELS[r]}", "ms/image"))]
-    return _table("l" + "rr" * len(runs), header, rows,
-                  "Classifier-FID against sampling steps (N = 2,000, one seed; floor \\res{floor/2000/fid}) and "
-                  "sampling time per image on the CPU.", "tab:steps")
+    caption = ("Classifier-FID against sampling steps (N = 2,000, one seed; floor \\res{floor/2000/fid}) and "
+               "sampling time per image on the CPU")
+    if any(t != usual for t in threads.values()):
+        others = sorted({t for t in threads.values() if t != usual}, key=str)
+        caption += (f" with {usual} thread{'s' * (usual != 1)}; $^{{*}}$: timed with "
+                    f"{' or '.join(map(str, others))} threads instead, so not comparable with the other times")
+    return _table("l" + "rr" * len(runs), header, rows, caption + ".", "tab:steps")
 
 
 def cold_table(results: Results, summary: dict[str, Any]) -> str:
@@ -320,7 +333,7 @@ def readme_results(summary: dict[str, Any], root: Path | None = None) -> str:
         lines.append("No final model has been evaluated yet: run `make experiments` (several CPU-hours).")
         return readme.wrap("results", "\n".join(lines))
     if (root / KEY_FIGURE).is_file():
-        lines += [f"![Samples of the four final models]({KEY_FIGURE})", ""]
+        lines += [f"![Samples of the final models]({KEY_FIGURE})", ""]
 
     def cell(key: str) -> str:
         if key not in results.entries:
