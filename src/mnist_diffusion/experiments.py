@@ -440,8 +440,8 @@ def _scaled(specs: list[tuple[str, int | None, int, int]], profile: str) -> list
 
 
 def curve_experiment(name: str, profile: str = "full", seed: int = CURVE_SEED, progress: bool = True) -> Path:
-    """Quality per compute: classifier-FID (N = ``n``, one seed, the headline sampler) of every snapshot kept
-    during training, with its training seconds and images seen, into ``results/<name>/curve.json``."""
+    """Quality per compute: classifier-FID (N = :func:`curve_n`, one seed, the headline sampler) of every
+    snapshot kept during training, with its training seconds and images seen, into ``results/<name>/curve.json``."""
     from .evaluation import evaluate
 
     e = get_experiment(name)
