@@ -51,9 +51,16 @@ def save_figure(fig: Any, name: str, profile: str | None = None) -> list[Path]:
     return paths
 
 
+def tiled(images: np.ndarray, ncol: int | None = None) -> np.ndarray:
+    """uint8 [N, 28, 28] as one uint8 image with grey gutters, as :func:`show_images` draws it."""
+    return tile(images, ncol=ncol, pad_value=96)
+
+
 def show_images(ax: Any, images: np.ndarray, ncol: int | None = None, title: str | None = None) -> None:
-    """Tile uint8 [N, 28, 28] into ``ax`` (white digits on black, grey gutters)."""
-    ax.imshow(tile(images, ncol=ncol, pad_value=96), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    """Tile uint8 [N, 28, 28] into ``ax`` (white digits on black, grey gutters); a 2-d array is drawn as it is
+    (already tiled)."""
+    ax.imshow(images if images.ndim == 2 else tiled(images, ncol), cmap="gray", vmin=0, vmax=255,
+              interpolation="nearest")
     ax.set_axis_off()
     if title:
         ax.set_title(title)
@@ -66,15 +73,15 @@ def image_grids(panels: Mapping[str, np.ndarray], ncol: int = 8, width: float = 
     plt = _pyplot()
     per_row = per_row or len(panels)
     rows = -(-len(panels) // per_row)
-    tiled = [tile(images, ncol=ncol, pad_value=96) for images in panels.values()]
-    aspect = max(t.shape[0] / t.shape[1] for t in tiled)  # height / width of the tallest panel
+    pictures = {title: tiled(images, ncol) for title, images in panels.items()}  # tiled once, drawn below
+    aspect = max(p.shape[0] / p.shape[1] for p in pictures.values())  # height / width of the tallest panel
     title_inches = 0.1 + 0.2 * max(title.count("\n") + 1 for title in panels)
     fig, axes = plt.subplots(rows, per_row, figsize=(width, rows * (width / per_row * aspect + title_inches)),
                              squeeze=False)
     for ax in axes.flat[len(panels):]:
         ax.set_axis_off()
-    for ax, (title, images) in zip(axes.flat, panels.items()):
-        show_images(ax, images, ncol=ncol, title=title)
+    for ax, (title, picture) in zip(axes.flat, pictures.items()):
+        show_images(ax, picture, title=title)
     fig.tight_layout()
     return fig
 
