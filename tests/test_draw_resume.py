@@ -92,3 +92,23 @@ def test_the_stochastic_ddim_evaluation_draws_ddim_with_eta_one(weights, tmp_pat
     assert np.array_equal(drawn, stochastic)
     assert np.array_equal(ex.draw_samples(weights, "ddim", 3, N, 7, tmp_path, progress=False)[0], deterministic)
     assert len(list(tmp_path.glob("*ddimeta1-3_n10_seed7*.npz"))) == 1
+
+
+def test_the_mixture_prior_evaluation_draws_algorithm_2_with_mixture_traces(tmp_path, monkeypatch, mnist_root):
+    """``alg2mix`` is Algorithm 2 whose endpoints' traces come from the fitted mixture, cached apart from ``alg2``."""
+    from mnist_diffusion.degradations import palimpsest
+
+    real_fit = palimpsest.fit_gaussian_mixture
+    monkeypatch.setattr(palimpsest, "fit_gaussian_mixture", lambda z, k: real_fit(z[:2_000], k, iterations=5))
+    config = load_config(repo_root() / "configs" / "cold_palimpsest_trace.yaml", profile="smoke")
+    torch.manual_seed(0)
+    path = tmp_path / "ema.pt"
+    save_atomic({"format": FORMAT, "config": asdict(config), "step": 0, "ema": build_network(config).state_dict()}, path)
+    monkeypatch.setattr(sampling, "default_batch_size", lambda trained: BATCH)
+    options = {"batch_size": BATCH, "seed": 7, "progress": False, "sampler": "alg2"}
+    mixture = generate(load_trained(path), N, prior="mixture", **options)
+    training = generate(load_trained(path), N, **options)
+    assert not np.array_equal(mixture, training)
+    assert np.array_equal(ex.draw_samples(path, "alg2mix", None, N, 7, tmp_path, progress=False)[0], mixture)
+    assert np.array_equal(ex.draw_samples(path, "alg2", None, N, 7, tmp_path, progress=False)[0], training)
+    assert len(list(tmp_path.glob("*alg2mix_n10_seed7*.npz"))) == 1

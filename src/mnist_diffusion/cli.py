@@ -40,6 +40,9 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--variance", choices=("beta", "posterior"), default="beta", help="ancestral sigma_t^2")
     p.add_argument("--clip-x0", action=argparse.BooleanOptionalAction, default=True,
                    help="clip the estimate of x to [-1, 1] at every step (default; --no-clip-x0 turns it off)")
+    p.add_argument("--prior", choices=("training", "mixture"), default=None,
+                   help="cold palimpsest_trace only: draw the endpoint's trace from a training digit (default) "
+                        "or from a Gaussian mixture fitted to the training traces")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=None, help="default: 64 on a CPU, 1000 on a GPU (fastest per image)")
     p.add_argument("--device", default="auto")
@@ -123,6 +126,8 @@ def run_sample(args: argparse.Namespace) -> None:
     sampler = args.sampler or default_sampler(trained.config)
     relevant = {"ddim": ("steps", "eta", "clip_x0"), "ancestral": ("variance", "clip_x0")}.get(sampler, ())
     options = {"sampler": sampler, **{name: getattr(args, name) for name in relevant}}  # recorded in the npz meta
+    if args.prior is not None:
+        options["prior"] = args.prior
     started = time.perf_counter()
     images = generate(trained, args.n, batch_size=batch_size, seed=args.seed, progress=not args.no_progress, **options)
     seconds = time.perf_counter() - started

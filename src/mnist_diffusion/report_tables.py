@@ -294,9 +294,10 @@ def steps_table(results: Results, summary: dict[str, Any]) -> str:
 
 def cold_table(results: Results, summary: dict[str, Any]) -> str:
     runs = [r for r in ("cold_palimpsest", "cold_palimpsest_trace", "cold_blur") if r in summary["models"]]
-    keys = {"alg2_n10000": "Algorithm 2, N = 10,000", "alg1_n2000": "Algorithm 1, N = 2,000",
-            "direct_n2000": "direct, N = 2,000"}
-    rows = [[label, *(_cell(results, f"{r}/{key}/fid") for r in runs)] for key, label in keys.items()]
+    keys = {"alg2_n10000": "Algorithm 2, N = 10,000", "alg2mix_n10000": "Algorithm 2, mixture prior, N = 10,000",
+            "alg1_n2000": "Algorithm 1, N = 2,000", "direct_n2000": "direct, N = 2,000"}
+    rows = [[label, *(_cell(results, f"{r}/{key}/fid") for r in runs)] for key, label in keys.items()
+            if any(f"{r}/{key}/fid" in results.entries for r in runs)]
     restore_keys = sorted({name for r in runs for name in (summary["models"][r].get("restoration") or {})},
                           key=lambda s: int(s[1:]))
     for name in restore_keys:

@@ -70,17 +70,21 @@ def sample_batch(
     clip_x0: bool = True,
     seed: int = 0,
     progress: bool = False,
+    prior: str | None = None,
 ) -> torch.Tensor:
     """One batch from the named sampler: float32 [n, 1, 28, 28] in [-1, 1].
 
     DDPM samplers: ``ancestral`` (all T steps; ``variance``) and ``ddim`` (``steps``, ``eta``). Cold samplers:
-    ``alg2``, ``alg1``, ``direct`` (all start from the degradation's data-free endpoint; they always clip x0_hat).
+    ``alg2``, ``alg1``, ``direct`` (all start from the degradation's data-free endpoint, drawn from ``prior``
+    where the degradation offers a choice; they always clip x0_hat).
     """
     if isinstance(process, ColdDiffusion):
         if sampler not in COLD_SAMPLERS:
             raise UserError(f"sampler {sampler!r} does not apply to a cold-diffusion checkpoint; "
                             f"choose one of {', '.join(COLD_SAMPLERS)}")
-        return cold_sample(network, process, n, algorithm=sampler, seed=seed, progress=progress).images
+        return cold_sample(network, process, n, algorithm=sampler, seed=seed, progress=progress, prior=prior).images
+    if prior is not None:
+        raise UserError("prior applies to cold-diffusion checkpoints only")
     if sampler == "ancestral":
         result = ancestral_sample(network, process, n, seed=seed, variance=variance, clip_x0=clip_x0, progress=progress)
     elif sampler == "ddim":

@@ -32,12 +32,15 @@ set or removes pixels: ink is added along stroke paths and the digit's own strok
 
 from __future__ import annotations
 
+import copy
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..mixture import GaussianMixture, fit_gaussian_mixture
 from .base import Degradation, State
 
 SIZE = 28
@@ -156,16 +159,37 @@ class TracedPalimpsest(Palimpsest):
     :func:`mnist_diffusion.experiments.endpoint_spread`). The trace gives each sample its own start. Generation
     draws it, like Bansal et al. draw the blur endpoint from a distribution fitted to the data: the ``trace``
     of the state is the trace of a uniformly drawn training image, [n, 1, 28 / cell, 28 / cell] in [0, 1]
-    (16 numbers per image; they tell the digit's class only about 3 times in 4 by nearest neighbour)."""
+    (16 numbers per image; they tell the digit's class only about 3 times in 4 by nearest neighbour).
+
+    ``prior`` chooses how generation draws the trace: ``"training"`` (the default: a training digit's trace) or
+    ``"mixture"`` (a draw from a :data:`MIXTURE_COMPONENTS`-component full-covariance Gaussian mixture fitted by EM
+    to the 60,000 training traces, clipped to [0, 1]: no training image is used at generation time, only the
+    mixture's parameters). Training does not depend on it; :meth:`with_prior` gives the same operator with
+    another prior, so one trained model is sampled both ways."""
 
     name = "palimpsest_trace"
 
-    def __init__(self, T: int = 50, reveal_width: float = 0.1, cell: int = 7) -> None:
+    PRIORS = ("training", "mixture")
+    #: Mixture components of the parametric prior: one per digit class, not tuned.
+    MIXTURE_COMPONENTS = 10
+
+    def __init__(self, T: int = 50, reveal_width: float = 0.1, cell: int = 7, prior: str = "training") -> None:
         super().__init__(T, reveal_width)
         if SIZE % cell:
             raise ValueError(f"the trace's cell must divide {SIZE}, got {cell}")
+        if prior not in self.PRIORS:
+            raise ValueError(f"unknown trace prior {prior!r}; choose one of {', '.join(self.PRIORS)}")
         self.cell = cell
-        self._training_traces: Tensor | None = None
+        self.prior = prior
+        self._cache: dict[str, Any] = {}  # training traces and the fitted mixture, shared with with_prior's copies
+
+    def with_prior(self, prior: str) -> TracedPalimpsest:
+        """The same operator whose generation draws traces from ``prior`` (caches shared, ``self`` unchanged)."""
+        if prior not in self.PRIORS:
+            raise ValueError(f"unknown trace prior {prior!r}; choose one of {', '.join(self.PRIORS)}")
+        other = copy.copy(self)
+        other.prior = prior
+        return other
 
     def trace_cells(self, ink: Tensor) -> Tensor:
         """Block means of ink [n, 1, 28, 28] in [0, 1]: [n, 1, 28 / cell, 28 / cell]."""
@@ -177,20 +201,31 @@ class TracedPalimpsest(Palimpsest):
 
     def training_traces(self) -> Tensor:
         """The trace cells of all 60,000 training images: [60000, 1, 28 / cell, 28 / cell] (computed once)."""
-        if self._training_traces is None:
+        if "traces" not in self._cache:
             from ..data import mnist_tensors
 
-            self._training_traces = self.trace_cells(mnist_tensors("train")[0].unsqueeze(1).float() / 255)
-        return self._training_traces
+            self._cache["traces"] = self.trace_cells(mnist_tensors("train")[0].unsqueeze(1).float() / 255)
+        return self._cache["traces"]
 
     def sample_state(self, n: int, generator: torch.Generator | None = None,
                      device: torch.device | str = "cpu") -> State:
         state = super().sample_state(n, generator, device)
         traces = self.training_traces()
         draw_device = generator.device if generator is not None else "cpu"
+        if self.prior == "mixture":
+            drawn = self.trace_mixture().to(draw_device).sample(n, generator).clamp(0, 1).float()
+            state["trace"] = drawn.view(n, *traces.shape[1:]).to(device)
+            return state
         pick = torch.randint(0, traces.shape[0], (n,), generator=generator, device=draw_device)
         state["trace"] = traces[pick.cpu()].to(device)
         return state
+
+    def trace_mixture(self) -> GaussianMixture:
+        """The mixture prior: fitted once (seeded EM, a few seconds) to the flattened training traces [60000, 16]."""
+        if "mixture" not in self._cache:
+            traces = self.training_traces()
+            self._cache["mixture"], _ = fit_gaussian_mixture(traces.reshape(len(traces), -1), self.MIXTURE_COMPONENTS)
+        return self._cache["mixture"]
 
     def dried_ink(self, digit: Tensor, w: Tensor) -> Tensor:
         """The plain palimpsest's dried ink plus w times the digit's trace: the trace alone at t = T."""
@@ -200,4 +235,4 @@ class TracedPalimpsest(Palimpsest):
         return 2 * torch.maximum(self.upsample(state["trace"]), state["ink"]) - 1
 
     def describe(self):
-        return {**super().describe(), "cell": self.cell}
+        return {**super().describe(), "cell": self.cell, "prior": self.prior}

@@ -77,11 +77,23 @@ def cold_sample(
     clip_x0: bool = True,
     return_steps: Iterable[int] = (),
     progress: bool = False,
+    prior: str | None = None,
 ) -> SampleResult:
-    """Unconditional generation: a fresh state per image, x_T from the data-free endpoint, then the sampler."""
+    """Unconditional generation: a fresh state per image, x_T from the data-free endpoint, then the sampler.
+
+    ``prior``: for degradations with a choice of endpoint prior (``with_prior``, e.g. the traced palimpsest's
+    ``"training"`` or ``"mixture"``), the one to draw states from; None keeps the degradation's own."""
     generator = make_generator(seed, cold.device)
-    state = cold.degradation.sample_state(n, generator, cold.device)
-    x_T = cold.degradation.endpoint(state)
+    degradation = cold.degradation
+    if prior is not None:
+        if not hasattr(degradation, "with_prior"):
+            raise UserError(f"the {degradation.name} degradation has no choice of endpoint prior (got prior={prior!r})")
+        try:
+            degradation = degradation.with_prior(prior)
+        except ValueError as error:
+            raise UserError(str(error)) from None
+    state = degradation.sample_state(n, generator, cold.device)
+    x_T = degradation.endpoint(state)
     return cold_reverse(restorer, cold, x_T, state, cold.T, algorithm=algorithm, clip_x0=clip_x0,
                         return_steps=return_steps, progress=progress)
 
