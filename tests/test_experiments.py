@@ -146,9 +146,22 @@ def _check_inception_option(name, published, key, monkeypatch, capsys):
     assert seen == [((100, 28, 28), 100)]
     row = json.loads((published / "metrics.json").read_text())["evaluations"][key]["metrics"]["inception_fid"]
     assert (row["value"], row["floor"], row["seeds"]) == (12.5, 0.5, [0])
+    # --only inception: the Inception row alone; the headline is not re-evaluated (a re-evaluation would replace
+    # the whole entry, marker included)
+    record = json.loads((published / "metrics.json").read_text())
+    record["evaluations"][key]["marker"] = "kept"
+    (published / "metrics.json").write_text(json.dumps(record))
+    monkeypatch.setattr(inception, "inception_fid", lambda images, n, *a: seen.append((images.shape, n)) or 11.5)
+    assert main(["experiment", "evaluate", name, "--inception", "--only", "inception", "--profile", "smoke",
+                 "--no-progress"]) == 0
+    entry = json.loads((published / "metrics.json").read_text())["evaluations"][key]
+    assert entry["marker"] == "kept" and entry["metrics"]["inception_fid"]["value"] == 11.5 and len(seen) == 2
+    row = entry["metrics"]["inception_fid"]
+    assert main(["experiment", "evaluate", name, "--only", "inception", "--profile", "smoke", "--no-progress"]) == 2
+    assert "--only inception: study_ema has no such evaluation" in capsys.readouterr().err  # only with --inception
     assert main(["experiment", "evaluate", name, "--profile", "smoke", "--no-progress"]) == 0
     again = json.loads((published / "metrics.json").read_text())["evaluations"][key]["metrics"]
-    assert again["inception_fid"] == row and len(seen) == 1
+    assert again["inception_fid"] == row and len(seen) == 2
 
 
 def _check_concurrent_and_stale_results(name, published, key, monkeypatch):

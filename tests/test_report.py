@@ -1,5 +1,6 @@
 """The report's numbers come from the results JSON, its figures from the notebooks, and the notebooks stay thin."""
 
+import copy
 import json
 import re
 from pathlib import Path
@@ -278,6 +279,28 @@ def test_cold_table_shows_the_endpoint_spread_when_measured():
     assert row.endswith("-- (--) \\\\")  # the blur model has no endpoint record
     values = {m["key"]: m["value"] for m in map(DEFRESULT.match, results.tex().splitlines()) if m}
     assert (values["cold_palimpsest/endpoint/estimates"], values["cold_palimpsest/endpoint/testimages"]) == ("0.0214", "0.551")
+
+
+def test_cold_table_restores_each_model_from_its_own_half_and_full_T():
+    summary = synthetic_summary()
+
+    def restoration(T):
+        return {f"t{t}": {"t_start": t, "n": 2000, "l1_degraded": 0.3 + t / 1000, "l1_restored": 0.01 * t}
+                for t in (T // 2, T)}
+    summary["models"]["cold_palimpsest"] = {**copy.deepcopy(summary["models"]["ddpm_unet"]), "restoration": restoration(50)}
+    summary["models"]["cold_blur"] = {**copy.deepcopy(summary["models"]["ddpm_unet"]), "restoration": restoration(40)}
+    table = rt.cold_table(rt.collect(summary), summary)
+    rows = [line for line in table.splitlines() if line.startswith("restoration")]
+    assert len(rows) == 2 and rows[0].startswith("restoration l1 from $t = T/2$")
+    assert "\\res{cold_palimpsest/restore/t25/l1restored} (\\res{cold_palimpsest/restore/t25/l1degraded})" in rows[0]
+    assert rows[0].endswith("\\res{cold_blur/restore/t20/l1restored} (\\res{cold_blur/restore/t20/l1degraded}) \\\\")
+    assert "t50" in rows[1] and "t40" in rows[1]
+    assert "$T = 50$ for palimpsest, $T = 40$ for blur" in table
+    assert "mixture prior" not in table  # no model has that evaluation
+    summary["models"]["cold_palimpsest"]["evaluations"]["alg2mix_n10000"] = \
+        summary["models"]["cold_palimpsest"]["evaluations"]["ddim-50_n10000"]
+    row = next(line for line in rt.cold_table(rt.collect(summary), summary).splitlines() if "mixture prior" in line)
+    assert "\\res{cold_palimpsest/alg2mix_n10000/fid}" in row and row.endswith("& -- \\\\")
 
 
 def test_prose_words_counts_running_text_only():

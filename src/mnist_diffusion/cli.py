@@ -78,7 +78,8 @@ def _add_experiment(sub: argparse._SubParsersAction) -> None:
     p.add_argument("names", nargs="*", metavar="NAME",
                    help=f"experiments ({', '.join(EXPERIMENTS)}), or 'study' / 'final' for a group")
     p.add_argument("--only", nargs="+", default=None, metavar="KEY",
-                   help="evaluate: only these evaluations, e.g. ddim-50_n10000 ancestral_n2000")
+                   help="evaluate: only these evaluations, e.g. ddim-50_n10000 ancestral_n2000 "
+                        "(with --inception, 'inception' alone adds Inception-FID to the evaluated headline)")
     p.add_argument("--inception", action="store_true",
                    help="evaluate: also Inception-FID of the headline's seed-0 set (needs the inception extra; "
                         "about 3 N images through Inception-v3, hours on a CPU)")

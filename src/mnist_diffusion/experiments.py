@@ -301,7 +301,8 @@ def evaluate_experiment(name: str, profile: str = "full", progress: bool = True,
                         only: tuple[str, ...] | None = None, inception: bool = False) -> Path:
     """Run every evaluation of an experiment (or the keys in ``only``) and (re)write ``results/<name>/metrics.json``.
 
-    ``inception``: also add Inception-FID to the headline evaluation (see :func:`inception_fid_row`). An
+    ``inception``: also add Inception-FID to the headline evaluation (see :func:`inception_fid_row`); with
+    ``only=("inception",)`` that is all it does (the headline must have been evaluated). An
     Inception-FID already in the file is kept when the headline is re-evaluated from the same weights. Each
     result is merged into the file as it is when the result is ready, so two processes evaluating different
     keys of one run keep each other's results; results of other weights than the current ones are dropped."""
@@ -319,7 +320,8 @@ def evaluate_experiment(name: str, profile: str = "full", progress: bool = True,
                            "hardware": _read_json(weights.parent / "hardware.json")},
               "weights_sha256_16": _weights_digest(weights), "headline": evaluation_key(*specs[0][:3])}
     cold_extras = ["restoration", "endpoint"] if e.config.startswith("cold") else []
-    known = [evaluation_key(*spec[:3]) for spec in specs] + cold_extras
+    # ``only=("inception",)`` adds Inception-FID to the existing headline without re-evaluating anything else
+    known = [evaluation_key(*spec[:3]) for spec in specs] + cold_extras + (["inception"] if inception else [])
     unknown = sorted(set(only or ()) - set(known))
     if unknown:
         raise UserError(f"--only {' '.join(unknown)}: {name} has no such evaluation; it has {', '.join(known)}")

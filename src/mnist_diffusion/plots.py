@@ -144,7 +144,7 @@ def label_histograms(histograms: Mapping[str, np.ndarray], reference: np.ndarray
         ax.bar(digits - 0.4 + width * (i + 0.5), hist, width, label=name)
     ax.scatter(digits, reference, marker="_", s=150, color="black", label="test set", zorder=3)
     ax.set(xticks=digits, xlabel="predicted digit", ylabel="share of samples")
-    ax.legend(ncol=2)
+    ax.legend(ncol=2, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)  # above: bars may reach the top
     fig.tight_layout()
     return fig
 
@@ -169,8 +169,10 @@ def metric_panels(panels: Mapping[str, Mapping[str, Sequence[tuple[float, float]
             ax.axhline(floor, ls="--", color="grey", lw=1, label="real-data floor")
         ax.set(xscale="log" if xlog else "linear", yscale="log" if ylog else "linear", xlabel=xlabel)
     axes[0][0].set_ylabel(ylabel)
-    axes[0][0].legend()
     fig.tight_layout()
+    # one legend above the panels (inside, it hid lines): save_figure's tight bounding box makes room for it
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2 * len(panels), frameon=False)
     return fig
 
 

@@ -298,14 +298,23 @@ def cold_table(results: Results, summary: dict[str, Any]) -> str:
             "alg1_n2000": "Algorithm 1, N = 2,000", "direct_n2000": "direct, N = 2,000"}
     rows = [[label, *(_cell(results, f"{r}/{key}/fid") for r in runs)] for key, label in keys.items()
             if any(f"{r}/{key}/fid" in results.entries for r in runs)]
-    restore_keys = sorted({name for r in runs for name in (summary["models"][r].get("restoration") or {})},
-                          key=lambda s: int(s[1:]))
-    for name in restore_keys:
-        rows.append([f"restoration l1 from $t={name[1:]}$ (degraded)",
-                     *(f"{_cell(results, f'{r}/restore/{name}/l1restored', False)} "
-                       f"({_cell(results, f'{r}/restore/{name}/l1degraded', False)})" for r in runs)])
+    # each model restores from its own T / 2 and T (the models' T differ), so the rows name the fraction of T
+    starts = {r: sorted(summary["models"][r].get("restoration") or {}, key=lambda s: int(s[1:])) for r in runs}
+
+    def restored(r: str, position: int) -> str:
+        if len(starts[r]) <= position:
+            return "--"
+        name = starts[r][position]
+        return (f"{_cell(results, f'{r}/restore/{name}/l1restored', False)} "
+                f"({_cell(results, f'{r}/restore/{name}/l1degraded', False)})")
+
+    for position, label in enumerate(("T/2", "T")):
+        if any(len(keys) > position for keys in starts.values()):
+            rows.append([f"restoration l1 from $t = {label}$ (degraded)", *(restored(r, position) for r in runs)])
+    steps = [f"$T = {int(starts[r][-1][1:])}$ for {MODEL_LABELS[r].removeprefix('cold, ')}" for r in runs if starts[r]]
     caption = ("Cold diffusion: classifier-FID of unconditional generation by sampler, and conditional restoration "
-               "of degraded test images (mean absolute pixel error in [-1, 1] units, N = 2,000).")
+               "of degraded test images (mean absolute pixel error in [-1, 1] units, N = 2,000"
+               f"{'; ' + ', '.join(steps) if steps else ''}).")
     with_endpoint = [r for r in runs if summary["models"][r].get("endpoint")]
     if with_endpoint:
         caption += (" Last row: the mean absolute pixel difference between two of the restorer's first estimates "
