@@ -178,7 +178,8 @@ def test_readme_results_section_prints_the_headline_numbers(tmp_path):
         printed_value, printed_std = cell.split(" ± ")
         assert float(printed_value) == pytest.approx(value, abs=half_last_digit(printed_value))
         assert float(printed_std) == pytest.approx(std, abs=half_last_digit(printed_std))
-    assert rows["precision"][:2] == ["0.8123 ± 0.0040"] * 2 and rows["precision"][2] == "--"
+    assert rows["precision"][:2] == ["0.8123 ± 0.0040"] * 2
+    assert rows["precision"][2].startswith("0.866")  # no committed floor: the one recorded with the evaluation
     assert "ddim-50 (10,000 samples x 3 seeds)" in section and "![" not in section  # no key figure in tmp_path
     (tmp_path / "figures").mkdir()
     (tmp_path / "figures" / "fidelity_samples.png").write_bytes(b"png")
@@ -301,6 +302,34 @@ def test_cold_table_restores_each_model_from_its_own_half_and_full_T():
         summary["models"]["cold_palimpsest"]["evaluations"]["ddim-50_n10000"]
     row = next(line for line in rt.cold_table(rt.collect(summary), summary).splitlines() if "mixture prior" in line)
     assert "\\res{cold_palimpsest/alg2mix_n10000/fid}" in row and row.endswith("& -- \\\\")
+
+
+def test_class_shares_are_derived_for_the_headline_and_other_evaluations_at_n_10000():
+    summary = synthetic_summary()
+    run = summary["models"]["ddpm_unet"]
+    shares = [0.05, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.15]
+    extra = copy.deepcopy(run["evaluations"]["ddim-50_n10000"])
+    extra.update({"sampler": "alg2mix", "label_shares": shares})
+    extra["metrics"]["label_max_gap"] = {"value": 0.0412, "std": 0.001, "floor": 0.01, "floor_std": 0.001}
+    run["evaluations"]["alg2mix_n10000"] = extra
+    values = {m["key"]: m["value"] for m in map(DEFRESULT.match, rt.collect(summary).tex().splitlines()) if m}
+    assert (values["derived/ddpm_unet/alg2mix/topdigit"], values["derived/ddpm_unet/alg2mix/topsharepct"]) == ("9", "15.0")
+    assert values["derived/ddpm_unet/alg2mix/minsharepct"] == "5.00"
+    assert values["derived/ddpm_unet/alg2mix/maxgappct"] == "4.12"
+    assert values["derived/ddpm_unet/alg2mix/precisiongap"] == rt.format_value(0.81234 - 0.866)
+    assert "derived/ddpm_unet/ddim/topdigit" not in values  # N = 2,000 evaluations get none
+
+
+def test_inception_fid_floor_comes_from_its_evaluation_when_the_committed_floors_lack_it():
+    summary = synthetic_summary()
+    head = summary["models"]["ddpm_unet"]["evaluations"]["ddim-50_n10000"]
+    head["metrics"]["inception_fid"] = {"value": 16.5, "std": None, "floor": 1.55, "floor_std": None}
+    results = rt.collect(summary)
+    row = next(line for line in rt.headline_table(results, summary).splitlines() if line.startswith("Inception-FID"))
+    assert row == ("Inception-FID & -- & \\res{ddpm_unet/headline/inception_fid} & "
+                   "\\res{ddpm_unet/headline/inception_fid/floor} \\\\")
+    fid_row = next(line for line in rt.headline_table(results, summary).splitlines() if line.startswith("classifier-FID"))
+    assert fid_row.endswith("\\res{floor/10000/fid}\\,$\\pm$\\,\\res{floor/10000/fid/std} \\\\")
 
 
 def test_prose_words_counts_running_text_only():

@@ -136,6 +136,23 @@ def _run_entries(results: Results, run: str, where: str, record: dict[str, Any])
             results.add(f"{run}/endpoint/{quantity.replace('_', '')}", endpoint[quantity], f"{where}.endpoint.{quantity}")
 
 
+def _shares_and_gaps(results: Results, prefix: str, evaluation: dict[str, Any], where: str) -> None:
+    """One evaluation's precision and recall gaps to the floor, largest class gap and class shares in percent."""
+    m = evaluation["metrics"]
+    for metric in ("precision", "recall"):
+        if m.get(metric) and m[metric]["floor"] is not None:
+            results.add(f"{prefix}/{metric}gap", m[metric]["value"] - m[metric]["floor"],
+                        f"{where} {metric}.value - {metric}.floor")
+    if m.get("label_max_gap"):
+        results.add(f"{prefix}/maxgappct", 100 * m["label_max_gap"]["value"], f"100 * {where} label_max_gap.value")
+    shares = evaluation.get("label_shares")
+    if shares:
+        results.add(f"{prefix}/minsharepct", 100 * min(shares), f"100 * min({where} label_shares)")
+        top = max(range(len(shares)), key=shares.__getitem__)
+        results.add(f"{prefix}/topdigit", top, f"argmax({where} label_shares)")
+        results.add(f"{prefix}/topsharepct", 100 * shares[top], f"100 * max({where} label_shares)")
+
+
 def _derived(results: Results, summary: dict[str, Any]) -> None:
     """Numbers the text states that are computed from several JSON values (each source names its formula)."""
     models = summary["models"]
@@ -179,22 +196,14 @@ def _derived(results: Results, summary: dict[str, Any]) -> None:
                 results.add(f"derived/{run}/{sampler}vsancestralpct", 100 * (fast["metrics"]["fid"]["value"] - a) / a,
                             f"100 * (models.{run} {sampler}-50_n2000 fid - ancestral_n2000 fid) / ancestral_n2000 fid")
     for run, record in models.items():
-        head = record["evaluations"].get(record["headline"])
-        if not head:
-            continue
-        m, where = head["metrics"], f"models.{run} headline"
-        for metric in ("precision", "recall"):
-            if m.get(metric) and m[metric]["floor"] is not None:
-                results.add(f"derived/{run}/{metric}gap", m[metric]["value"] - m[metric]["floor"],
-                            f"{where} {metric}.value - {metric}.floor")
-        if m.get("label_max_gap"):
-            results.add(f"derived/{run}/maxgappct", 100 * m["label_max_gap"]["value"], f"100 * {where} label_max_gap.value")
-        shares = head.get("label_shares")
-        if shares:
-            results.add(f"derived/{run}/minsharepct", 100 * min(shares), f"100 * min({where} label_shares)")
-            top = max(range(len(shares)), key=shares.__getitem__)
-            results.add(f"derived/{run}/topdigit", top, f"argmax({where} label_shares)")
-            results.add(f"derived/{run}/topsharepct", 100 * shares[top], f"100 * max({where} label_shares)")
+        # the headline's gaps and class shares as derived/<run>/..., other N = 10,000 evaluations' as
+        # derived/<run>/<sampler>/... (e.g. the traced palimpsest's mixture prior)
+        named = [(f"derived/{run}", record["headline"], "headline")]
+        named += [(f"derived/{run}/{e['sampler']}", key, key) for key, e in record["evaluations"].items()
+                  if key != record["headline"] and e["n"] >= 10_000]
+        for prefix, key, label in named:
+            if key in record["evaluations"]:
+                _shares_and_gaps(results, prefix, record["evaluations"][key], f"models.{run} {label}")
     study = summary["study"]
     recipe = study.get("study_recipe")
     if recipe:
@@ -241,11 +250,21 @@ def _table(spec: str, header: list[str], rows: list[list[str]], caption: str, la
             f"\\bottomrule\n\\end{{tabular}}\n\\end{{table}}\n")
 
 
+def _floor_key(results: Results, runs: list[str], n: str, metric: str) -> str:
+    """The key of a metric's real-data floor at N = n: the committed floors', or else (Inception-FID, whose floor
+    is computed with the evaluation) the floor recorded with the first headline that has one."""
+    key = f"floor/{n}/{metric}"
+    if key in results.entries:
+        return key
+    return next((f"{r}/headline/{metric}/floor" for r in runs if f"{r}/headline/{metric}/floor" in results.entries), key)
+
+
 def headline_table(results: Results, summary: dict[str, Any]) -> str:
     runs = [r for r in MODEL_LABELS if r in summary["models"]]
     n = next((str(summary["models"][r]["evaluations"][summary["models"][r]["headline"]]["n"]) for r in runs), "10000")
     metrics = [m for m in TABLE_METRICS if any(f"{r}/headline/{m}" in results.entries for r in runs)]
-    rows = [[TABLE_METRICS[m], *(_cell(results, f"{r}/headline/{m}") for r in runs), _cell(results, f"floor/{n}/{m}")]
+    rows = [[TABLE_METRICS[m], *(_cell(results, f"{r}/headline/{m}") for r in runs),
+             _cell(results, _floor_key(results, runs, n, m))]
             for m in metrics]
     return _table("l" + "r" * (len(runs) + 1), ["metric", *(MODEL_LABELS[r] for r in runs), "real data (floor)"], rows,
                   "Headline fidelity of each final model (its headline sampler; mean $\\pm$ std over sampling seeds) "
@@ -356,7 +375,8 @@ def readme_results(summary: dict[str, Any], root: Path | None = None) -> str:
     n = str(next(iter(head.values()))["n"])
     lines += ["| metric | " + " | ".join(MODEL_LABELS[r] for r in runs) + " | real data (floor) |",
               "| --- |" + " ---: |" * (len(runs) + 1)]
-    lines += ["| " + " | ".join([TABLE_METRICS[m], *(cell(f"{r}/headline/{m}") for r in runs), cell(f"floor/{n}/{m}")])
+    lines += ["| " + " | ".join([TABLE_METRICS[m], *(cell(f"{r}/headline/{m}") for r in runs),
+                                 cell(_floor_key(results, runs, n, m))])
               + " |" for m in TABLE_METRICS if any(f"{r}/headline/{m}" in results.entries for r in runs)]
     samplers = ", ".join(f"{MODEL_LABELS[r]}: {summary['models'][r]['headline'].split('_')[0]} "
                          f"({h['n']:,} samples x {h['sets']} seeds)" for r, h in head.items())
