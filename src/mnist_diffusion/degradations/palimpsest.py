@@ -223,8 +223,8 @@ class TracedPalimpsest(Palimpsest):
         return state
 
     def trace_mixture(self) -> GaussianMixture:
-        """The mixture prior: fitted once per process (seeded EM, 100 iterations, 20-40 s on a 2-core CPU) to the
-        flattened training traces [60000, 16]."""
+        """The mixture prior: fitted once per operator, its ``with_prior`` copies included (seeded EM, 100
+        iterations, 20-40 s on a 2-core CPU), to the flattened training traces [60000, 16]."""
         if "mixture" not in self._cache:
             traces = self.training_traces()
             self._cache["mixture"], _ = fit_gaussian_mixture(traces.reshape(len(traces), -1), self.MIXTURE_COMPONENTS)
