@@ -198,12 +198,11 @@ def _derived(results: Results, summary: dict[str, Any]) -> None:
     for run, record in models.items():
         # the headline's gaps and class shares as derived/<run>/..., other N = 10,000 evaluations' as
         # derived/<run>/<sampler>/... (e.g. the traced palimpsest's mixture prior)
-        named = [(f"derived/{run}", record["headline"], "headline")]
-        named += [(f"derived/{run}/{e['sampler']}", key, key) for key, e in record["evaluations"].items()
-                  if key != record["headline"] and e["n"] >= 10_000]
-        for prefix, key, label in named:
-            if key in record["evaluations"]:
-                _shares_and_gaps(results, prefix, record["evaluations"][key], f"models.{run} {label}")
+        for key, evaluation in record["evaluations"].items():
+            if key == record["headline"]:
+                _shares_and_gaps(results, f"derived/{run}", evaluation, f"models.{run} headline")
+            elif evaluation["n"] >= 10_000:
+                _shares_and_gaps(results, f"derived/{run}/{evaluation['sampler']}", evaluation, f"models.{run} {key}")
     study = summary["study"]
     recipe = study.get("study_recipe")
     if recipe:
@@ -328,7 +327,7 @@ def cold_table(results: Results, summary: dict[str, Any]) -> str:
                 f"({_cell(results, f'{r}/restore/{name}/l1degraded', False)})")
 
     for position, label in enumerate(("T/2", "T")):
-        if any(len(keys) > position for keys in starts.values()):
+        if any(len(names) > position for names in starts.values()):
             rows.append([f"restoration l1 from $t = {label}$ (degraded)", *(restored(r, position) for r in runs)])
     steps = [f"$T = {int(starts[r][-1][1:])}$ for {MODEL_LABELS[r].removeprefix('cold, ')}" for r in runs if starts[r]]
     caption = ("Cold diffusion: classifier-FID of unconditional generation by sampler, and conditional restoration "
