@@ -53,6 +53,25 @@ def test_unknown_experiment_is_a_user_error():
     assert main(["experiment", "evaluate", "nope"]) == 2
 
 
+def test_same_ema_weights_tells_a_second_run_apart(tmp_path):
+    from mnist_diffusion.checkpoint import FORMAT, save_atomic
+
+    def save(ema_state, file, **more):
+        save_atomic({"format": FORMAT, "step": 20, "ema": ema_state, **more}, tmp_path / file)
+
+    ema = {"w": torch.randn(4, 3, generator=torch.Generator().manual_seed(0)), "b": torch.zeros(4)}
+    save(ema, "snapshot.pt", model={"w": ema["w"] + 1})
+    save({k: v.clone() for k, v in ema.items()}, "ema.pt")
+    assert ex.same_ema_weights(tmp_path / "snapshot.pt", tmp_path / "ema.pt")
+    # a second run that drifted in the last bit of one weight is another run
+    drifted = {k: v.clone() for k, v in ema.items()}
+    drifted["w"][2, 1] = torch.nextafter(drifted["w"][2, 1], torch.tensor(1.0))
+    save(drifted, "rerun.pt")
+    assert not ex.same_ema_weights(tmp_path / "snapshot.pt", tmp_path / "rerun.pt")
+    save({"w": ema["w"]}, "fewer.pt")
+    assert not ex.same_ema_weights(tmp_path / "snapshot.pt", tmp_path / "fewer.pt")
+
+
 @pytest.mark.slow
 def test_smoke_pipeline_train_evaluate_curve_summary(capsys, monkeypatch):
     name = "study_ema"  # a study run trained on its own (not taken from a final run's snapshot)
@@ -91,6 +110,9 @@ def test_smoke_pipeline_train_evaluate_curve_summary(capsys, monkeypatch):
     curve = json.loads((published / "curve.json").read_text())
     assert [p["step"] for p in curve["points"]] == [10, 20]
     assert curve["points"][0]["train_seconds"] < curve["points"][1]["train_seconds"]
+    assert curve["ends_at_published_weights"] is True  # this run's own snapshots, not a second run's
+    assert not (published / "curve_run_log.jsonl").exists()
+    _check_curve_of_a_second_run(name, published)
     _check_curve_without_snapshots(name, published, curve["points"][-1], capsys)
 
     assert main(["experiment", "summary", "--profile", "smoke"]) == 0
@@ -98,6 +120,33 @@ def test_smoke_pipeline_train_evaluate_curve_summary(capsys, monkeypatch):
     row = summary["study"][name]
     assert row["evaluations"][key]["metrics"]["fid"]["value"] == evaluation["metrics"]["fid"]["value"]
     assert [p["step"] for p in row["curve"]] == [10, 20]
+
+
+def _check_curve_of_a_second_run(name, published):
+    """Published weights that the last snapshot does not hold (the curve is a second run's): the curve says so and
+    keeps that run's training log, whose times it plots, beside it."""
+    from mnist_diffusion.checkpoint import save_atomic
+
+    kept = {f: (published / f).read_bytes() for f in ("ema.pt", "ema.pt.sha256", "curve.json")}
+    state = load_checkpoint(published / "ema.pt")
+    first = next(iter(state["ema"]))
+    state["ema"][first] = state["ema"][first] + 1e-6
+    save_atomic(state, published / "ema.pt")
+    try:
+        ex.curve_experiment(name, "smoke", progress=False)
+        curve = json.loads((published / "curve.json").read_text())
+        log = published / "curve_run_log.jsonl"
+        assert curve["ends_at_published_weights"] is False
+        assert log.read_bytes() == (ex.run_dir(name, "smoke") / "log.jsonl").read_bytes()
+        for f in ("ema.pt", "ema.pt.sha256"):
+            (published / f).write_bytes(kept[f])
+        ex.curve_experiment(name, "smoke", progress=False)  # drawn again from the published run: no stale log
+        assert json.loads((published / "curve.json").read_text())["ends_at_published_weights"] is True
+        assert not log.exists()
+    finally:
+        for f, data in kept.items():
+            (published / f).write_bytes(data)
+        (published / "curve_run_log.jsonl").unlink(missing_ok=True)
 
 
 def _check_curve_without_snapshots(name, published, last_point, capsys):

@@ -122,6 +122,28 @@ def test_baseline_without_a_curve_uses_its_final_evaluation_under_the_curve_prot
     assert "derived/baselinefinalfid" not in values
 
 
+def test_a_baseline_curve_from_a_second_run_is_set_beside_the_published_run():
+    summary = synthetic_summary()
+    base = summary["models"]["ddpm_baseline"]
+    base["curve"][-1].update(train_seconds=5400.0, fid=21.0)  # a second run: its own time and FID
+    base["evaluations"]["ddim-50_n2000"]["seeds"] = [0]
+
+    def values():
+        return {m["key"]: m["value"] for m in map(DEFRESULT.match, rt.collect(summary).tex().splitlines()) if m}
+
+    # the compute comparison uses the run the curve measured: its FID (21) and its 1.5 hours
+    got = values()
+    assert rt.parse_value(got["derived/baselinefinalfid"]) == pytest.approx(21.0, rel=5e-3)
+    assert rt.parse_value(got["derived/baselinehours"]) == pytest.approx(1.5, rel=5e-3)
+    assert rt.parse_value(got["derived/unetreachesbaselinefraction"]) == pytest.approx(600 / 5400, rel=5e-3)
+    assert "derived/baselinepublishedfid" not in got  # nothing says the curve is another run
+    base["curve_ends_at_published_weights"] = False
+    # the published weights' number under the curve's protocol (20 * 1.1), for the text to set beside 21
+    assert rt.parse_value(values()["derived/baselinepublishedfid"]) == pytest.approx(22.0, rel=5e-3)
+    base["curve_ends_at_published_weights"] = True
+    assert "derived/baselinepublishedfid" not in values()
+
+
 def test_target_verdicts_follow_the_raw_numbers():
     summary = synthetic_summary()
     verdicts = {key: verdict for _, key, verdict in rt.target_verdicts(rt.collect(summary))}

@@ -8,7 +8,9 @@ training writes to ``runs/<name>/`` (scratch, resumable), evaluation to ``result
 - ``metrics.json``: ``{"name", "config", "training": {steps, train_seconds, images_seen, hardware}, "headline",
   "evaluations": {key: evaluate()'s result + sampler, steps, sampling seconds}}``;
 - ``curve.json`` (final DDPM runs): classifier-FID at N = 2,000 of the snapshots kept during training, against
-  training seconds and images seen (quality per compute).
+  training seconds and images seen (quality per compute). ``ends_at_published_weights`` says whether the last
+  snapshot is ``ema.pt``; where it is not (a second run of the recipe drew the curve), ``curve_run_log.jsonl`` is
+  that run's training log.
 
 ``results/summary.json`` gathers the headline numbers, the hyperparameter study and the curves for the notebooks
 and the report. Under the smoke profile everything shrinks to seconds and goes to ``runs/smoke/`` instead.
@@ -469,9 +471,25 @@ def curve_experiment(name: str, profile: str = "full", seed: int = CURVE_SEED, p
         if progress:
             print(f"{name} step {step}: classifier-FID {points[-1]['fid']:.3f}")
     out = results_dir(profile) / name / "curve.json"
+    published = published_weights(name, profile)
+    own_run = published.is_file() and same_ema_weights(snapshots[-1][1], published)
+    run_log = out.with_name("curve_run_log.jsonl")
+    if own_run:
+        run_log.unlink(missing_ok=True)  # the published log.jsonl is this curve's run's
+    elif (run_dir(name, profile) / "log.jsonl").is_file():
+        # the curve's times come from another training run than the published one: keep that run's log beside it
+        shutil.copy2(run_dir(name, profile) / "log.jsonl", run_log)
     save_json(out, {"name": name, "n": n, "seed": seed, "sampler": sampler, "steps": steps,
-                    "fid_floor": result["metrics"]["fid"]["floor"], "points": points, "hardware": hardware()})
+                    "fid_floor": result["metrics"]["fid"]["floor"], "points": points,
+                    "ends_at_published_weights": own_run, "hardware": hardware()})
     return out
+
+
+def same_ema_weights(a: Path, b: Path) -> bool:
+    """Whether two checkpoints (a snapshot, a published ``ema.pt``) hold bit-identical EMA weights. False tells a
+    curve drawn from a second training run of a recipe apart from the run whose weights are published."""
+    first, second = load_checkpoint(a)["ema"], load_checkpoint(b)["ema"]
+    return first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
 
 
 def _committed_floors() -> dict[int, dict[str, Any]]:
@@ -523,7 +541,8 @@ def summarise(profile: str = "full") -> Path:
                                                    for k, m in ev["metrics"].items()}}
                                  for key, ev in record["evaluations"].items()},
                  "restoration": record.get("restoration"), "endpoint": record.get("endpoint"),
-                 "curve": _read_json(root / name / "curve.json").get("points")}
+                 "curve": (curve := _read_json(root / name / "curve.json")).get("points"),
+                 "curve_ends_at_published_weights": curve.get("ends_at_published_weights")}
         (study if e.group == "study" else models)[name] = entry
     floors = {str(n): {k: {"value": m["value"], "std": m["std"]} for k, m in data["metrics"].items()}
               for n, data in _committed_floors().items()}
