@@ -473,12 +473,12 @@ def curve_experiment(name: str, profile: str = "full", seed: int = CURVE_SEED, p
     out = results_dir(profile) / name / "curve.json"
     published = published_weights(name, profile)
     own_run = published.is_file() and same_ema_weights(snapshots[-1][1], published)
-    run_log = out.with_name("curve_run_log.jsonl")
+    run_log, kept_log = out.with_name("curve_run_log.jsonl"), run_dir(name, profile) / "log.jsonl"
     if own_run:
         run_log.unlink(missing_ok=True)  # the published log.jsonl is this curve's run's
-    elif (run_dir(name, profile) / "log.jsonl").is_file():
+    elif kept_log.is_file():
         # the curve's times come from another training run than the published one: keep that run's log beside it
-        shutil.copy2(run_dir(name, profile) / "log.jsonl", run_log)
+        shutil.copy2(kept_log, run_log)
     save_json(out, {"name": name, "n": n, "seed": seed, "sampler": sampler, "steps": steps,
                     "fid_floor": result["metrics"]["fid"]["floor"], "points": points,
                     "ends_at_published_weights": own_run, "hardware": hardware()})
@@ -663,6 +663,17 @@ def curve(name: str, profile: str | None = None) -> list[dict[str, Any]]:
                 return [point]
         curve_experiment(name, profile, progress=False)
     return json.loads(path.read_text())["points"]
+
+
+def curve_label(name: str, label: str, points: list[dict[str, Any]], profile: str | None = None) -> str:
+    """A figure legend's ``label`` for ``points`` (from :func:`curve`), marked " (final point)" when only the
+    final point is known and " (second run)" when ``curve.json`` was drawn from another run than ``ema.pt``."""
+    from .paths import active_profile
+
+    if len(points) == 1:
+        return f"{label} (final point)"
+    drawn = _read_json(results_dir(active_profile(profile)) / name / "curve.json")
+    return f"{label} (second run)" if drawn.get("ends_at_published_weights") is False else label
 
 
 def summary(profile: str | None = None) -> dict[str, Any]:

@@ -168,8 +168,7 @@ def _derived(results: Results, summary: dict[str, Any]) -> None:
         point, where = base["curve"][-1], "models.ddpm_baseline.curve[-1]"
     elif base and (point := final_curve_point(base)):
         where = f"models.ddpm_baseline {point['evaluation']} (the curve's protocol) at its training.train_seconds"
-    if base and base.get("curve") and base.get("curve_ends_at_published_weights") is False \
-            and (published := final_curve_point(base)):
+    if base and base.get("curve_ends_at_published_weights") is False and (published := final_curve_point(base)):
         # the curve is a second run of the recipe: the published run's number under the same protocol, beside it
         results.add("derived/baselinepublishedfid", published["fid"],
                     f"models.ddpm_baseline {published['evaluation']} (the published weights, the curve's protocol): fid")
