@@ -33,12 +33,13 @@ from torch import Tensor, nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 import networks  # noqa: E402
-from mnist_diffusion.build import build_network, build_process  # noqa: E402
-from mnist_diffusion.config import load_config  # noqa: E402
-from mnist_diffusion.ddpm import GaussianDiffusion  # noqa: E402
-from mnist_diffusion.samplers import ancestral_sample, cold_sample, ddim_sample  # noqa: E402
-from mnist_diffusion.samplers.common import make_generator, start_noise  # noqa: E402
-from mnist_diffusion.schedules import make_schedule  # noqa: E402
+from mnist_diffusion.training.build import build_network, build_process  # noqa: E402
+from mnist_diffusion.training.config import load_config  # noqa: E402
+from mnist_diffusion.diffusion.ddpm import GaussianDiffusion  # noqa: E402
+from mnist_diffusion.cold import cold_sample  # noqa: E402
+from mnist_diffusion.diffusion import ancestral_sample, ddim_sample  # noqa: E402
+from mnist_diffusion.diffusion.common import make_generator, start_noise  # noqa: E402
+from mnist_diffusion.diffusion.schedules import make_schedule  # noqa: E402
 
 COLD_CONFIGS = {"palimpsest": common.REPO / "configs" / "cold_palimpsest.yaml",
                 "blur": common.REPO / "configs" / "cold_blur.yaml"}

@@ -1,6 +1,6 @@
 """Training-step throughput on the CPU: images/s, achieved GFLOP/s and its share of the measured matmul peak.
 
-One training step is what ``mnist_diffusion.train`` does per batch, minus logging and the EMA: the DDPM loss
+One training step is what ``mnist_diffusion.training.loop`` does per batch, minus logging and the EMA: the DDPM loss
 (t and eps drawn, z_t formed, the network run), backward, gradient clipping at 1.0 and an Adam step, on a
 batch of 128 images. Each network is timed in both memory formats (contiguous NCHW, the CPU default, and
 channels_last). FLOPs per step are counted with ``torch.utils.flop_counter`` (convolutions and matmuls, forward
@@ -23,8 +23,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 import networks  # noqa: E402
-from mnist_diffusion.ddpm import GaussianDiffusion  # noqa: E402
-from mnist_diffusion.schedules import make_schedule  # noqa: E402
+from mnist_diffusion.diffusion.ddpm import GaussianDiffusion  # noqa: E402
+from mnist_diffusion.diffusion.schedules import make_schedule  # noqa: E402
 
 FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 PEAK_CASE = "matmul-peak"

@@ -25,7 +25,7 @@ import bench_training  # noqa: E402
 import common  # noqa: E402
 import profile_training  # noqa: E402
 
-from mnist_diffusion import readme as readme_sections  # noqa: E402
+from mnist_diffusion.reporting import readme as readme_sections  # noqa: E402
 
 #: (JSON file, section title, renderer, shown in the README)
 SECTIONS: list[tuple[str, str, Callable[[dict[str, Any]], str], bool]] = [

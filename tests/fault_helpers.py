@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from mnist_diffusion.checkpoint import list_checkpoints, load_checkpoint
+from mnist_diffusion.training.checkpoint import list_checkpoints, load_checkpoint
 
 TINY = {
     "name": "tiny",

@@ -8,7 +8,7 @@ the exact minimiser of the DDPM objective. s = 0 is a data set of one image.
 import torch
 from torch import nn
 
-from mnist_diffusion.ddpm import GaussianDiffusion
+from mnist_diffusion.diffusion.ddpm import GaussianDiffusion
 
 
 class GaussianDataOracle(nn.Module):

@@ -6,8 +6,8 @@ import stat
 import numpy as np
 import pytest
 
-from mnist_diffusion.atomic import write_atomic
-from mnist_diffusion.sampling import save_samples
+from mnist_diffusion.paths import write_atomic
+from mnist_diffusion.training.sampling import save_samples
 
 
 def test_write_atomic_replaces_the_file_and_leaves_no_temporary(tmp_path):

@@ -7,9 +7,9 @@ import pytest
 import torch
 from fault_helpers import run, train_command, write_config
 
-from mnist_diffusion import checkpoint as ckpt
-from mnist_diffusion.config import load_config
-from mnist_diffusion.train import train
+from mnist_diffusion.training import checkpoint as ckpt
+from mnist_diffusion.training.config import load_config
+from mnist_diffusion.training.loop import train
 
 
 def one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from mnist_diffusion.sampling import load_trained
+from mnist_diffusion.training.sampling import load_trained
 
 
 def children_cpu_seconds() -> float:

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from mnist_diffusion.cold import ColdDiffusion
+from mnist_diffusion.cold.restoration import ColdDiffusion
 from mnist_diffusion.data import mnist_tensors, to_model_range
-from mnist_diffusion.degradations import OPERATORS, Degradation, make_degradation
-from mnist_diffusion.degradations.palimpsest import random_scribbles
+from mnist_diffusion.cold.degradations import OPERATORS, Degradation, make_degradation
+from mnist_diffusion.cold.degradations.palimpsest import random_scribbles
 from mnist_diffusion.models import UNet
-from mnist_diffusion.samplers import cold_restore, cold_reverse, cold_sample
+from mnist_diffusion.cold import cold_restore, cold_reverse, cold_sample
 
 T_OF = {"noise": 50, "blur": 40, "pixelate": 20, "mask": 20, "palimpsest": 50, "palimpsest_trace": 50}
 
@@ -124,7 +124,7 @@ def test_endpoint_spread_measures_how_much_the_first_estimates_differ(digits):
     """A restorer that ignores its input gives one first estimate for every endpoint (spread 0); the identity
     gives the endpoints' own spread, here checked against the palimpsest's scribbles drawn independently."""
     from mnist_diffusion.experiments import endpoint_spread
-    from mnist_diffusion.sampling import TrainedModel
+    from mnist_diffusion.training.sampling import TrainedModel
 
     cold = ColdDiffusion(make_degradation("palimpsest", 10))
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_diffusion.config import SMOKE_OVERRIDES, from_dict, load_config
+from mnist_diffusion.training.config import SMOKE_OVERRIDES, from_dict, load_config
 from mnist_diffusion.errors import UserError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

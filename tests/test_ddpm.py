@@ -6,11 +6,11 @@ import pytest
 import torch
 from oracles import GaussianDataOracle
 
-from mnist_diffusion.ddpm import GaussianDiffusion
+from mnist_diffusion.diffusion.ddpm import GaussianDiffusion
 from mnist_diffusion.errors import UserError
 from mnist_diffusion.models import UNet
-from mnist_diffusion.samplers import ancestral_sample, ddim_sample, ddim_timesteps
-from mnist_diffusion.schedules import make_schedule
+from mnist_diffusion.diffusion import ancestral_sample, ddim_sample, ddim_timesteps
+from mnist_diffusion.diffusion.schedules import make_schedule
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from mnist_diffusion.data import mnist_tensors, to_model_range
-from mnist_diffusion.degradations import OPERATORS, make_degradation, random_scribbles, select_state
-from mnist_diffusion.degradations.linear import MNIST_MEAN_LEVEL, MNIST_STD_LEVEL, mean_level_statistics
+from mnist_diffusion.cold.degradations import OPERATORS, make_degradation, random_scribbles, select_state
+from mnist_diffusion.cold.degradations.linear import MNIST_MEAN_LEVEL, MNIST_STD_LEVEL, mean_level_statistics
 from mnist_diffusion.errors import UserError
 
 NAMES = sorted(OPERATORS)

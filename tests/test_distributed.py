@@ -7,8 +7,8 @@ import sys
 import pytest
 from fault_helpers import assert_same_weights, final_state, run, write_config
 
-from mnist_diffusion.config import load_config
-from mnist_diffusion.train import train
+from mnist_diffusion.training.config import load_config
+from mnist_diffusion.training.loop import train
 
 
 def losses(run_dir):
@@ -40,7 +40,7 @@ def test_two_gloo_processes_follow_the_single_process_trajectory(mnist_root, tmp
 
 
 def test_batch_must_split_evenly_across_processes():
-    from mnist_diffusion.distributed import DistInfo, shard_bounds
+    from mnist_diffusion.training.distributed import DistInfo, shard_bounds
     from mnist_diffusion.errors import UserError
 
     assert shard_bounds(16, DistInfo(1, 2, 1)) == (8, 16)

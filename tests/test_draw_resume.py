@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from mnist_diffusion import experiments as ex
-from mnist_diffusion import sampling
-from mnist_diffusion.build import build_network
-from mnist_diffusion.checkpoint import FORMAT, save_atomic
-from mnist_diffusion.config import load_config
+from mnist_diffusion.training import sampling
+from mnist_diffusion.training.build import build_network
+from mnist_diffusion.training.checkpoint import FORMAT, save_atomic
+from mnist_diffusion.training.config import load_config
 from mnist_diffusion.paths import repo_root
-from mnist_diffusion.sampling import generate, load_trained
+from mnist_diffusion.training.sampling import generate, load_trained
 
 N, BATCH = 10, 4  # three batches: 4 + 4 + 2
 
@@ -96,7 +96,7 @@ def test_the_stochastic_ddim_evaluation_draws_ddim_with_eta_one(weights, tmp_pat
 
 def test_the_mixture_prior_evaluation_draws_algorithm_2_with_mixture_traces(tmp_path, monkeypatch, mnist_root):
     """``alg2mix`` is Algorithm 2 whose endpoints' traces come from the fitted mixture, cached apart from ``alg2``."""
-    from mnist_diffusion.degradations import palimpsest
+    from mnist_diffusion.cold.degradations import palimpsest
 
     real_fit = palimpsest.fit_gaussian_mixture
     monkeypatch.setattr(palimpsest, "fit_gaussian_mixture", lambda z, k: real_fit(z[:2_000], k, iterations=5))

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mnist_diffusion import experiments as ex
-from mnist_diffusion.checkpoint import list_checkpoints, load_checkpoint
+from mnist_diffusion.training.checkpoint import list_checkpoints, load_checkpoint
 from mnist_diffusion.cli import main
 from mnist_diffusion.errors import UserError
 
@@ -54,7 +54,7 @@ def test_unknown_experiment_is_a_user_error():
 
 
 def test_same_ema_weights_tells_a_second_run_apart(tmp_path):
-    from mnist_diffusion.checkpoint import FORMAT, save_atomic
+    from mnist_diffusion.training.checkpoint import FORMAT, save_atomic
 
     def save(ema_state, file, **more):
         save_atomic({"format": FORMAT, "step": 20, "ema": ema_state, **more}, tmp_path / file)
@@ -125,7 +125,7 @@ def test_smoke_pipeline_train_evaluate_curve_summary(capsys, monkeypatch):
 def _check_curve_of_a_second_run(name, published):
     """Published weights that the last snapshot does not hold (the curve is a second run's): the curve says so and
     keeps that run's training log, whose times it plots, beside it."""
-    from mnist_diffusion.checkpoint import save_atomic
+    from mnist_diffusion.training.checkpoint import save_atomic
 
     kept = {f: (published / f).read_bytes() for f in ("ema.pt", "ema.pt.sha256", "curve.json")}
     state = load_checkpoint(published / "ema.pt")
@@ -247,7 +247,7 @@ def _check_concurrent_and_stale_results(name, published, key, monkeypatch):
 def test_study_rows_taken_from_a_final_runs_snapshot_are_the_weights_training_them_alone_gives(tmp_path):
     """study_baseline is ddpm_baseline's config cut at the study's step: the final run's snapshot at that step
     (even with sample grids drawn during training) must equal training the study config on its own, bitwise."""
-    from mnist_diffusion.train import train
+    from mnist_diffusion.training.loop import train
 
     study = ex.experiment_config("study_baseline", "smoke")
     alone = load_checkpoint(train(study, tmp_path / "alone", progress=False) / "ema.pt")

@@ -10,11 +10,11 @@ import pytest
 import torch
 from fault_helpers import assert_same_weights, final_state, run, train_command, write_config
 
-from mnist_diffusion import checkpoint as ckpt
-from mnist_diffusion.config import load_config
-from mnist_diffusion.ddpm import GaussianDiffusion
+from mnist_diffusion.training import checkpoint as ckpt
+from mnist_diffusion.training.config import load_config
+from mnist_diffusion.diffusion.ddpm import GaussianDiffusion
 from mnist_diffusion.errors import UserError
-from mnist_diffusion.train import train
+from mnist_diffusion.training.loop import train
 
 
 @pytest.fixture(scope="module")

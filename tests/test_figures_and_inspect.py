@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from mnist_diffusion import figures, plots
+from mnist_diffusion.reporting import figures
+from mnist_diffusion.reporting import plots
 from mnist_diffusion.data import mnist_tensors, to_model_range, to_uint8
-from mnist_diffusion.ddpm import GaussianDiffusion
+from mnist_diffusion.diffusion.ddpm import GaussianDiffusion
 from mnist_diffusion.evaluation import classify, nearest_training
-from mnist_diffusion.schedules import make_schedule
+from mnist_diffusion.diffusion.schedules import make_schedule
 
 
 def test_forward_rows_follow_the_closed_form_with_one_noise_per_row(mnist_root):

@@ -5,10 +5,10 @@ import pytest
 import torch
 from torch.distributions import MultivariateNormal
 
-from mnist_diffusion.degradations import make_degradation
+from mnist_diffusion.cold.degradations import make_degradation
 from mnist_diffusion.errors import UserError
-from mnist_diffusion.mixture import GaussianMixture, fit_gaussian_mixture
-from mnist_diffusion.samplers import cold_sample
+from mnist_diffusion.cold.mixture import GaussianMixture, fit_gaussian_mixture
+from mnist_diffusion.cold import cold_sample
 
 TRUE = GaussianMixture(
     weights=torch.tensor([0.3, 0.7], dtype=torch.float64),
@@ -80,9 +80,9 @@ def test_mixture_prior_draws_new_traces_like_the_training_ones(traced):
 def test_unknown_prior_and_prior_without_a_choice_are_errors(traced):
     with pytest.raises(ValueError, match="unknown trace prior 'gmm'"):
         traced.with_prior("gmm")
-    from mnist_diffusion.build import build_network
-    from mnist_diffusion.cold import ColdDiffusion
-    from mnist_diffusion.config import load_config
+    from mnist_diffusion.training.build import build_network
+    from mnist_diffusion.cold.restoration import ColdDiffusion
+    from mnist_diffusion.training.config import load_config
     from mnist_diffusion.paths import repo_root
 
     config = load_config(repo_root() / "configs" / "cold_blur.yaml", profile="smoke")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_diffusion import report_tables as rt
+from mnist_diffusion.reporting import report_tables as rt
 from mnist_diffusion.paths import repo_root
 
 REPO = repo_root()
@@ -225,7 +225,7 @@ def test_report_tables_rewrite_only_the_readme_results_section(tmp_path):
 
 
 def test_committed_readme_results_section_is_up_to_date():
-    from mnist_diffusion import readme
+    from mnist_diffusion.reporting import readme
 
     summary_path = REPO / "results" / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {"models": {}, "study": {}}

@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from mnist_diffusion.ddpm import GaussianDiffusion
+from mnist_diffusion.diffusion.ddpm import GaussianDiffusion
 from mnist_diffusion.errors import UserError
-from mnist_diffusion.schedules import NoiseSchedule, cosine_betas, linear_betas, make_schedule
+from mnist_diffusion.diffusion.schedules import NoiseSchedule, cosine_betas, linear_betas, make_schedule
 
 
 @pytest.mark.parametrize("name", ["linear", "cosine"])

@@ -5,14 +5,14 @@ import json
 import pytest
 import torch
 
-from mnist_diffusion.batches import InMemoryBatches
-from mnist_diffusion.build import build_diffusion, build_network
-from mnist_diffusion.checkpoint import list_checkpoints, load_checkpoint
-from mnist_diffusion.config import from_dict
+from mnist_diffusion.training.batches import InMemoryBatches
+from mnist_diffusion.training.build import build_diffusion, build_network
+from mnist_diffusion.training.checkpoint import list_checkpoints, load_checkpoint
+from mnist_diffusion.training.config import from_dict
 from mnist_diffusion.data import mnist_tensors, to_model_range
-from mnist_diffusion.ema import make_ema, update_ema
+from mnist_diffusion.training.ema import make_ema, update_ema
 from mnist_diffusion.errors import UserError
-from mnist_diffusion.train import train
+from mnist_diffusion.training.loop import train
 
 
 def tiny_config(steps: int, **train_overrides):

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
-from .evaluation import commands as evaluation_commands
+from mnist_diffusion.errors import UserError
+from mnist_diffusion.evaluation import commands as evaluation_commands
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -71,7 +71,7 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_experiment(sub: argparse._SubParsersAction) -> None:
-    from .experiments import EXPERIMENTS
+    from mnist_diffusion.experiments import EXPERIMENTS
 
     p = sub.add_parser("experiment", help="the report's named runs: train, evaluate, curve, summary (see results/)")
     p.add_argument("action", choices=("train", "evaluate", "curve", "summary", "list"))
@@ -108,9 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_train(args: argparse.Namespace) -> None:
-    from .config import load_config
-    from .paths import active_profile
-    from .train import train
+    from mnist_diffusion.training.config import load_config
+    from mnist_diffusion.paths import active_profile
+    from mnist_diffusion.training.loop import train
 
     profile = active_profile(args.profile)
     config = load_config(args.config, args.overrides, profile=profile)
@@ -119,8 +119,8 @@ def run_train(args: argparse.Namespace) -> None:
 
 
 def run_sample(args: argparse.Namespace) -> None:
-    from .grids import save_grid
-    from .sampling import default_batch_size, default_sampler, generate, load_trained, save_samples
+    from mnist_diffusion.reporting.grids import save_grid
+    from mnist_diffusion.training.sampling import default_batch_size, default_sampler, generate, load_trained, save_samples
 
     trained = load_trained(args.checkpoint, use_ema=not args.no_ema, device=args.device)
     batch_size = args.batch_size or default_batch_size(trained)
@@ -143,7 +143,7 @@ def run_sample(args: argparse.Namespace) -> None:
 
 
 def run_restore(args: argparse.Namespace) -> None:
-    from .sampling import load_trained, restore_test_images, save_samples
+    from mnist_diffusion.training.sampling import load_trained, restore_test_images, save_samples
 
     trained = load_trained(args.checkpoint, device=args.device)
     result = restore_test_images(trained, args.n, t_start=args.t, algorithm=args.sampler, seed=args.seed)
@@ -152,7 +152,7 @@ def run_restore(args: argparse.Namespace) -> None:
             "seed": args.seed, "l1_restored": result["l1_restored"], "l1_degraded": result["l1_degraded"]}
     save_samples(args.out, result["images"], meta, degraded=result["degraded"], targets=result["targets"])
     if args.grid:
-        from .grids import save_grid
+        from mnist_diffusion.reporting.grids import save_grid
 
         rows = min(args.n, 16)
         triples = [result[key][:rows] for key in ("targets", "degraded", "images")]
@@ -162,7 +162,7 @@ def run_restore(args: argparse.Namespace) -> None:
 
 
 def run_data(args: argparse.Namespace) -> None:
-    from . import data
+    from mnist_diffusion import data
 
     if args.action == "fetch":
         raw = data.fetch(args.root)
@@ -173,8 +173,8 @@ def run_data(args: argparse.Namespace) -> None:
 
 
 def run_experiment(args: argparse.Namespace) -> None:
-    from . import experiments as ex
-    from .paths import active_profile
+    from mnist_diffusion import experiments as ex
+    from mnist_diffusion.paths import active_profile
 
     profile, progress = active_profile(args.profile), not args.no_progress
     if args.action == "list":
@@ -202,7 +202,7 @@ def run_experiment(args: argparse.Namespace) -> None:
 
 
 def run_report_tables(args: argparse.Namespace) -> None:
-    from .report_tables import write_report_tables
+    from mnist_diffusion.reporting.report_tables import write_report_tables
 
     for path in write_report_tables(args.summary, args.out):
         print(f"wrote {path}")

@@ -15,15 +15,15 @@ from typing import Any, Sequence
 
 import torch
 
-from ..errors import UserError
-from .classifier import load_classifier
-from .definitions import INCEPTION_METRIC, METRICS, METRICS_VERSION, versions
-from .features import classifier_outputs
-from .images import as_uint8_images
-from .labels import label_histogram
-from .metrics import set_metrics
-from .real_floors import get_floors, summarise
-from .reference import MAX_N, check_n, get_memorisation_reference, get_reference
+from mnist_diffusion.errors import UserError
+from mnist_diffusion.evaluation.classifier import load_classifier
+from mnist_diffusion.evaluation.definitions import INCEPTION_METRIC, METRICS, METRICS_VERSION, versions
+from mnist_diffusion.evaluation.features import classifier_outputs
+from mnist_diffusion.evaluation.images import as_uint8_images
+from mnist_diffusion.evaluation.labels import label_histogram
+from mnist_diffusion.evaluation.metrics import set_metrics
+from mnist_diffusion.evaluation.real_floors import get_floors, summarise
+from mnist_diffusion.evaluation.reference import MAX_N, check_n, get_memorisation_reference, get_reference
 
 RESULT_FORMAT = "mnist-diffusion-metrics/1"
 #: How many sample sets (seeds) final numbers average over.
@@ -105,7 +105,7 @@ def evaluate(images: Any, *, n: int | None = None, seeds: Sequence[int | None] |
     floor_data = get_floors(classifier, n, device, progress) if with_floors else None
     floor_table = dict(floor_data["metrics"]) if floor_data else {}
     if inception:
-        from . import inception as inception_module
+        from mnist_diffusion.evaluation import inception as inception_module
 
         reason = inception_module.unavailable_reason()
         if reason:
@@ -158,7 +158,7 @@ def floors(n: int = MAX_N, *, inception: bool = False, device: str = "cpu", prog
     result = dict(get_floors(classifier, n, device, progress))
     result["metrics"] = dict(result["metrics"])
     if inception:
-        from . import inception as inception_module
+        from mnist_diffusion.evaluation import inception as inception_module
 
         reason = inception_module.unavailable_reason()
         if reason:

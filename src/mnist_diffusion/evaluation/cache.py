@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
-from ..atomic import write_atomic
-from ..paths import repo_root
+from mnist_diffusion.paths import write_atomic
+from mnist_diffusion.paths import repo_root
 
 CACHE_ENV = "MNIST_DIFFUSION_CACHE"
 

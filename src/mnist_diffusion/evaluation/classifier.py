@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from ..errors import UserError
+from mnist_diffusion.errors import UserError
 
 #: Format tag stored in the weights file.
 CLASSIFIER_FORMAT = "mnist-diffusion-classifier/1"

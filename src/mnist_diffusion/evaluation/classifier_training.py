@@ -22,11 +22,11 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .. import __version__
-from ..data import mnist_tensors, to_model_range
-from ..errors import UserError
-from .classifier import DEFAULT_RECORD, DEFAULT_WEIGHTS, MnistClassifier, save_classifier
-from .features import classifier_outputs
+from mnist_diffusion import __version__
+from mnist_diffusion.data import mnist_tensors, to_model_range
+from mnist_diffusion.errors import UserError
+from mnist_diffusion.evaluation.classifier import DEFAULT_RECORD, DEFAULT_WEIGHTS, MnistClassifier, save_classifier
+from mnist_diffusion.evaluation.features import classifier_outputs
 
 
 @dataclass(frozen=True)

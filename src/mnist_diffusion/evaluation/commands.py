@@ -24,8 +24,8 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 def add_train_classifier(sub: argparse._SubParsersAction) -> None:
     """``train-classifier [--seed S] [--epochs E] [--out PATH]``."""
-    from .classifier import DEFAULT_WEIGHTS
-    from .classifier_training import ClassifierRecipe
+    from mnist_diffusion.evaluation.classifier import DEFAULT_WEIGHTS
+    from mnist_diffusion.evaluation.classifier_training import ClassifierRecipe
 
     d = ClassifierRecipe()
     p = sub.add_parser("train-classifier", help="train the MNIST feature classifier used by 'evaluate' (training split only)")
@@ -40,12 +40,12 @@ def add_train_classifier(sub: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
-    from ..errors import UserError
-    from .api import evaluate, floors
-    from .classifier import load_classifier
-    from .real_floors import write_committed_floors
-    from .images import load_sample_file
-    from .report import metrics_table, write_metrics
+    from mnist_diffusion.errors import UserError
+    from mnist_diffusion.evaluation.api import evaluate, floors
+    from mnist_diffusion.evaluation.classifier import load_classifier
+    from mnist_diffusion.evaluation.real_floors import write_committed_floors
+    from mnist_diffusion.evaluation.images import load_sample_file
+    from mnist_diffusion.evaluation.report import metrics_table, write_metrics
 
     progress = not args.no_progress
     if not args.samples:
@@ -68,7 +68,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
 
 def run_train_classifier(args: argparse.Namespace) -> None:
-    from .classifier_training import ClassifierRecipe, train_classifier
+    from mnist_diffusion.evaluation.classifier_training import ClassifierRecipe, train_classifier
 
     recipe = ClassifierRecipe(seed=args.seed, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                               holdout=args.holdout)

@@ -49,7 +49,7 @@ def versions() -> dict[str, str]:
     import numpy as np
     import torch
 
-    from .. import __version__
+    from mnist_diffusion import __version__
 
     return {"mnist_diffusion": __version__, "torch": torch.__version__, "numpy": np.__version__,
             "python": platform.python_version()}

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..data import to_model_range
+from mnist_diffusion.data import to_model_range
 
 
 @dataclass(frozen=True)

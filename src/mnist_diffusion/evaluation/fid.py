@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .linalg import symmetric_eigh, symmetric_eigvalsh
+from mnist_diffusion.evaluation.linalg import symmetric_eigh, symmetric_eigvalsh
 
 
 @dataclass(frozen=True)

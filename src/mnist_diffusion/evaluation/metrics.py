@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .definitions import METRICS
-from .features import ClassifierOutputs
-from .fid import frechet_distance, gaussian_stats
-from .kid import kernel_inception_distance
-from .labels import label_metrics
-from .memorisation import MemorisationReference, memorised_mask
-from .prdc import precision_recall_density_coverage
-from .reference import Reference
+from mnist_diffusion.evaluation.definitions import METRICS
+from mnist_diffusion.evaluation.features import ClassifierOutputs
+from mnist_diffusion.evaluation.fid import frechet_distance, gaussian_stats
+from mnist_diffusion.evaluation.kid import kernel_inception_distance
+from mnist_diffusion.evaluation.labels import label_metrics
+from mnist_diffusion.evaluation.memorisation import MemorisationReference, memorised_mask
+from mnist_diffusion.evaluation.prdc import precision_recall_density_coverage
+from mnist_diffusion.evaluation.reference import Reference
 
 
 def classifier_metrics(outputs: ClassifierOutputs, reference: Reference) -> dict[str, float]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .distances import DEFAULT_CHUNK, kth_neighbour_distances, squared_distances
+from mnist_diffusion.evaluation.distances import DEFAULT_CHUNK, kth_neighbour_distances, squared_distances
 
 PRECISION_RECALL_K = 3
 DENSITY_COVERAGE_K = 5

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .linalg import symmetric_eigh
+from mnist_diffusion.evaluation.linalg import symmetric_eigh
 
 #: Principal axes in the bound: more axes tighten it but cost more per pair.
 AXES = 32

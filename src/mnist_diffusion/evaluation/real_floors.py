@@ -21,15 +21,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..data import mnist_tensors
-from ..paths import repo_root
-from .cache import cache_folder, cache_root, load_json, save_json
-from .classifier import LoadedClassifier
-from .definitions import METRICS, METRICS_VERSION, versions
-from .features import classifier_outputs
-from .memorisation import memorised_share
-from .metrics import classifier_metrics
-from .reference import REFERENCE_SEED, check_n, get_memorisation_reference, get_reference
+from mnist_diffusion.data import mnist_tensors
+from mnist_diffusion.paths import repo_root
+from mnist_diffusion.evaluation.cache import cache_folder, cache_root, load_json, save_json
+from mnist_diffusion.evaluation.classifier import LoadedClassifier
+from mnist_diffusion.evaluation.definitions import METRICS, METRICS_VERSION, versions
+from mnist_diffusion.evaluation.features import classifier_outputs
+from mnist_diffusion.evaluation.memorisation import memorised_share
+from mnist_diffusion.evaluation.metrics import classifier_metrics
+from mnist_diffusion.evaluation.reference import REFERENCE_SEED, check_n, get_memorisation_reference, get_reference
 
 #: Number of disjoint training subsets the floor is averaged over.
 FLOOR_SETS = 3

@@ -17,16 +17,16 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..data import RAW_FILES, mnist_tensors
-from ..errors import UserError
-from .cache import cache_folder, cache_root, load_tensors, save_tensors
-from .classifier import LoadedClassifier
-from .definitions import METRICS_VERSION
-from .features import classifier_outputs
-from .fid import GaussianStats, gaussian_stats
-from .labels import label_histogram
-from .memorisation import MEMORISATION_QUANTILE, MemorisationReference, memorisation_reference
-from .prdc import RealManifold, real_manifold
+from mnist_diffusion.data import RAW_FILES, mnist_tensors
+from mnist_diffusion.errors import UserError
+from mnist_diffusion.evaluation.cache import cache_folder, cache_root, load_tensors, save_tensors
+from mnist_diffusion.evaluation.classifier import LoadedClassifier
+from mnist_diffusion.evaluation.definitions import METRICS_VERSION
+from mnist_diffusion.evaluation.features import classifier_outputs
+from mnist_diffusion.evaluation.fid import GaussianStats, gaussian_stats
+from mnist_diffusion.evaluation.labels import label_histogram
+from mnist_diffusion.evaluation.memorisation import MEMORISATION_QUANTILE, MemorisationReference, memorisation_reference
+from mnist_diffusion.evaluation.prdc import RealManifold, real_manifold
 
 TEST_SIZE = 10_000
 #: Largest N: the reference cannot hold more images than the test split.

@@ -6,9 +6,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .cache import save_json
-from .definitions import SPECS
-from .real_floors import FLOOR_FORMAT
+from mnist_diffusion.evaluation.cache import save_json
+from mnist_diffusion.evaluation.definitions import SPECS
+from mnist_diffusion.evaluation.real_floors import FLOOR_FORMAT
 
 
 def format_number(value: float | None) -> str:

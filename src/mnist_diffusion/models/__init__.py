@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from ..errors import UserError
-from .coursework_cnn import CourseworkCNN
-from .unet import UNet
+from mnist_diffusion.errors import UserError
+from mnist_diffusion.models.coursework_cnn import CourseworkCNN
+from mnist_diffusion.models.unet import UNet
 
 ARCHITECTURES = ("coursework_cnn", "unet")
 

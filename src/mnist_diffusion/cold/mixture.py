@@ -1,0 +1,93 @@
+"""A Gaussian mixture p(z) = sum_k pi_k N(z; mu_k, Sigma_k) with full covariances, fitted by expectation-maximisation.
+
+Used as a parametric prior for a cold model's data-free endpoint: Bansal et al. (2022) draw the blur endpoint's
+colour from a mixture fitted to the training images' mean colours; :class:`~mnist_diffusion.cold.degradations.
+TracedPalimpsest` can draw its 16 trace numbers from one fitted to the training digits' traces instead of
+picking a training digit's trace. Everything is batched over points and components (no Python loop over data).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class GaussianMixture:
+    """K components in d dimensions: ``weights`` [K] (sum 1), ``means`` [K, d], ``covariances`` [K, d, d]."""
+
+    weights: Tensor
+    means: Tensor
+    covariances: Tensor
+
+    def to(self, device: torch.device | str) -> GaussianMixture:
+        return GaussianMixture(self.weights.to(device), self.means.to(device), self.covariances.to(device))
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        """log p(z) for points z [n, d]: [n]."""
+        return torch.logsumexp(self._log_joint(z), dim=1)
+
+    def _log_joint(self, z: Tensor) -> Tensor:
+        """log pi_k + log N(z_i; mu_k, Sigma_k): [n, K]."""
+        chol = torch.linalg.cholesky(self.covariances)  # [K, d, d]
+        diff = (z[None, :, :] - self.means[:, None, :]).transpose(1, 2)  # [K, d, n]
+        white = torch.linalg.solve_triangular(chol, diff, upper=False)  # L^{-1} (z - mu)
+        half_log_det = torch.log(torch.diagonal(chol, dim1=1, dim2=2)).sum(dim=1)  # [K]
+        d = z.shape[1]
+        log_normal = -0.5 * (white**2).sum(dim=1) - half_log_det[:, None] - 0.5 * d * math.log(2 * math.pi)
+        return (torch.log(self.weights)[:, None] + log_normal).T
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """n draws z ~ p: pick component k ~ pi, then z = mu_k + L_k e with e ~ N(0, I). Returns [n, d]."""
+        component = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        noise = torch.randn(n, self.means.shape[1], generator=generator, dtype=self.means.dtype, device=self.means.device)
+        chol = torch.linalg.cholesky(self.covariances)[component]  # [n, d, d]
+        return self.means[component] + (chol @ noise.unsqueeze(-1)).squeeze(-1)
+
+    def moments(self) -> tuple[Tensor, Tensor]:
+        """The mixture's mean [d] and covariance [d, d]: sum_k pi_k mu_k and
+        sum_k pi_k (Sigma_k + mu_k mu_k^T) - mean mean^T."""
+        mean = self.weights @ self.means
+        second = torch.einsum("k,kij->ij", self.weights, self.covariances + self.means[:, :, None] * self.means[:, None, :])
+        return mean, second - torch.outer(mean, mean)
+
+
+def fit_gaussian_mixture(z: Tensor, components: int, *, iterations: int = 100, seed: int = 0,
+                         regularisation: float = 1e-6, tolerance: float = 1e-7) -> tuple[GaussianMixture, list[float]]:
+    """Maximum-likelihood mixture of ``components`` Gaussians for points z [n, d], by EM (float64 throughout).
+
+    Starts from ``components`` distinct data points as means (drawn with ``seed``), the data's covariance for
+    every component and equal weights. ``regularisation`` is added to each covariance's diagonal, as a floor
+    for components that collapse onto few points. Stops after ``iterations`` or when the mean log-likelihood
+    gains less than ``tolerance``. Returns (the mixture, the mean log-likelihood before each M-step); EM never
+    lowers it, which the tests check."""
+    z = z.detach().to(torch.float64).reshape(len(z), -1)
+    n, d = z.shape
+    if not 1 <= components <= n:
+        raise ValueError(f"need 1 <= components <= {n} points, got {components}")
+    generator = torch.Generator().manual_seed(seed)
+    eye = torch.eye(d, dtype=torch.float64)
+    centred = z - z.mean(dim=0)
+    mixture = GaussianMixture(
+        weights=torch.full((components,), 1.0 / components, dtype=torch.float64),
+        means=z[torch.randperm(n, generator=generator)[:components]].clone(),
+        covariances=(centred.T @ centred / n + regularisation * eye).expand(components, d, d).clone(),
+    )
+    history: list[float] = []
+    for _ in range(iterations):
+        log_joint = mixture._log_joint(z)  # E-step: responsibilities r_ik = p(k | z_i)
+        log_evidence = torch.logsumexp(log_joint, dim=1, keepdim=True)
+        history.append(log_evidence.mean().item())
+        if len(history) > 1 and history[-1] - history[-2] < tolerance:
+            break
+        resp = torch.exp(log_joint - log_evidence)  # [n, K]
+        counts = resp.sum(dim=0)  # M-step: weighted counts, means and covariances
+        means = (resp.T @ z) / counts[:, None]
+        diff = z[None, :, :] - means[:, None, :]  # [K, n, d]
+        weighted = diff * resp.T[:, :, None]  # r_ik (z_i - mu_k)
+        covariances = weighted.transpose(1, 2) @ diff / counts[:, None, None] + regularisation * eye
+        mixture = GaussianMixture(weights=counts / n, means=means, covariances=covariances)
+    return mixture, history

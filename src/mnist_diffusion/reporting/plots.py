@@ -1,0 +1,193 @@
+"""Matplotlib figures for the notebooks and the report, and where they are saved.
+
+Every function returns a ``matplotlib.figure.Figure``; :func:`save_figure` writes it as vector PDF (for the
+report) and PNG (for the README) under ``figures/``, or under ``runs/smoke/figures/`` in the smoke profile so
+that tests never overwrite the committed figures. Images are uint8 [N, 28, 28] (0 = black, as in MNIST) and are
+drawn white-on-black, as MNIST digits are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mnist_diffusion.reporting.grids import tile
+from mnist_diffusion.paths import active_profile, repo_root, runs_root
+
+#: Width of a figure spanning the report's text column, in inches.
+TEXT_WIDTH = 6.3
+
+
+def _pyplot():
+    import matplotlib
+
+    if matplotlib.get_backend().lower() not in ("module://matplotlib_inline.backend_inline", "inline"):
+        matplotlib.use("Agg")  # scripts and nbconvert: no display needed
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7,
+                         "xtick.labelsize": 7, "ytick.labelsize": 7, "figure.dpi": 110, "savefig.dpi": 200,
+                         "pdf.fonttype": 42})
+    return plt
+
+
+def figures_dir(profile: str | None = None) -> Path:
+    """``figures/`` (committed build outputs), or ``runs/smoke/figures/`` under the smoke profile."""
+    return runs_root("smoke") / "figures" if active_profile(profile) == "smoke" else repo_root() / "figures"
+
+
+def save_figure(fig: Any, name: str, profile: str | None = None) -> list[Path]:
+    """Write ``<figures>/<name>.pdf`` and ``.png`` (stable names the report includes); returns both paths."""
+    folder = figures_dir(profile)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{name}.pdf", folder / f"{name}.png"]
+    for path in paths:
+        # Fixed metadata keeps the PDF byte-stable between regenerations of the same figure.
+        metadata = {"CreationDate": None} if path.suffix == ".pdf" else {"Software": None}
+        fig.savefig(path, bbox_inches="tight", metadata=metadata)
+    return paths
+
+
+def tiled(images: np.ndarray, ncol: int | None = None) -> np.ndarray:
+    """uint8 [N, 28, 28] as one uint8 image with grey gutters, as :func:`show_images` draws it."""
+    return tile(images, ncol=ncol, pad_value=96)
+
+
+def show_images(ax: Any, images: np.ndarray, ncol: int | None = None, title: str | None = None) -> None:
+    """Tile uint8 [N, 28, 28] into ``ax`` (white digits on black, grey gutters); a 2-d array is drawn as it is
+    (already tiled)."""
+    ax.imshow(images if images.ndim == 2 else tiled(images, ncol), cmap="gray", vmin=0, vmax=255,
+              interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+
+
+def image_grids(panels: Mapping[str, np.ndarray], ncol: int = 8, width: float = TEXT_WIDTH,
+                per_row: int | None = None) -> Any:
+    """One titled grid per entry of ``panels`` ({title: uint8 [N, 28, 28]}), ``per_row`` to a row (default: all
+    side by side)."""
+    plt = _pyplot()
+    per_row = per_row or len(panels)
+    rows = -(-len(panels) // per_row)
+    pictures = {title: tiled(images, ncol) for title, images in panels.items()}  # tiled once, drawn below
+    aspect = max(p.shape[0] / p.shape[1] for p in pictures.values())  # height / width of the tallest panel
+    title_inches = 0.1 + 0.2 * max(title.count("\n") + 1 for title in panels)
+    fig, axes = plt.subplots(rows, per_row, figsize=(width, rows * (width / per_row * aspect + title_inches)),
+                             squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_axis_off()
+    for ax, (title, picture) in zip(axes.flat, pictures.items()):
+        show_images(ax, picture, title=title)
+    fig.tight_layout()
+    return fig
+
+
+def image_rows(rows: np.ndarray, column_labels: Sequence[str] | None = None, row_labels: Sequence[str] | None = None,
+               width: float = TEXT_WIDTH) -> Any:
+    """uint8 [R, C, 28, 28] as an R x C table of images with optional column and row labels (strips, trajectories)."""
+    plt = _pyplot()
+    r, c = rows.shape[:2]
+    fig, axes = plt.subplots(r, c, figsize=(width, width * r / c * 1.05), squeeze=False,
+                             gridspec_kw={"wspace": 0.04, "hspace": 0.04})
+    for i in range(r):
+        for j in range(c):
+            ax = axes[i, j]
+            ax.imshow(rows[i, j], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0 and column_labels is not None:
+                ax.set_title(column_labels[j], fontsize=7)
+            if j == 0 and row_labels is not None:
+                ax.set_ylabel(row_labels[i], fontsize=7, rotation=0, ha="right", va="center")
+    return fig
+
+
+def schedules_figure(schedules: Mapping[str, Any]) -> Any:
+    """beta_t (log scale) and alpha_t = prod(1 - beta_s) against t for each named NoiseSchedule."""
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(TEXT_WIDTH, 2.2))
+    for name, schedule in schedules.items():
+        t = np.arange(1, schedule.T + 1)
+        left.plot(t, schedule.beta[1:].numpy(), label=name)
+        right.plot(t, schedule.alpha[1:].numpy(), label=name)
+    left.set(yscale="log", xlabel="t", ylabel=r"$\beta_t$", title="variance schedule")
+    right.set(xlabel="t", ylabel=r"$\alpha_t$", title=r"signal fraction $\alpha_t$")
+    right.legend()
+    fig.tight_layout()
+    return fig
+
+
+def loss_curves(logs: Mapping[str, Sequence[Mapping[str, float]]], x: str = "images_seen") -> Any:
+    """Training loss (one line per run, from ``log.jsonl`` records) against images seen or training seconds."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(TEXT_WIDTH / 2, 2.3))
+    for name, records in logs.items():
+        ax.plot([r[x] for r in records], [r["loss"] for r in records], label=name, lw=1)
+    ax.set(yscale="log", xlabel={"images_seen": "images seen", "train_seconds": "training seconds"}.get(x, x),
+           ylabel="training loss")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def label_histograms(histograms: Mapping[str, np.ndarray], reference: np.ndarray) -> Any:
+    """Share of each predicted digit per model (bars) against the test set's share (black ticks)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(TEXT_WIDTH / 2, 2.2))
+    width = 0.8 / max(len(histograms), 1)
+    digits = np.arange(10)
+    for i, (name, hist) in enumerate(histograms.items()):
+        ax.bar(digits - 0.4 + width * (i + 0.5), hist, width, label=name)
+    ax.scatter(digits, reference, marker="_", s=150, color="black", label="test set", zorder=3)
+    ax.set(xticks=digits, xlabel="predicted digit", ylabel="share of samples")
+    ax.legend(ncol=2, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)  # above: bars may reach the top
+    fig.tight_layout()
+    return fig
+
+
+def metric_lines(series: Mapping[str, Sequence[tuple[float, float]]], xlabel: str, ylabel: str,
+                 floor: float | None = None, xlog: bool = True, ylog: bool = True) -> Any:
+    """Lines of (x, y) points per name, e.g. FID against sampling steps or training seconds, with the floor dashed."""
+    return metric_panels({xlabel: series}, ylabel, floor, xlog, ylog)
+
+
+def metric_panels(panels: Mapping[str, Mapping[str, Sequence[tuple[float, float]]]], ylabel: str,
+                  floor: float | None = None, xlog: bool = True, ylog: bool = True) -> Any:
+    """One panel per x quantity ({xlabel: {name: [(x, y), ...]}}) sharing the y axis, e.g. FID against training
+    minutes and against images seen."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(TEXT_WIDTH / 2 * len(panels), 2.3), squeeze=False, sharey=True)
+    for ax, (xlabel, series) in zip(axes[0], panels.items()):
+        for name, points in series.items():
+            xs, ys = zip(*points)
+            ax.plot(xs, ys, marker="o", ms=3, lw=1, label=name)
+        if floor is not None:
+            ax.axhline(floor, ls="--", color="grey", lw=1, label="real-data floor")
+        ax.set(xscale="log" if xlog else "linear", yscale="log" if ylog else "linear", xlabel=xlabel)
+    axes[0][0].set_ylabel(ylabel)
+    fig.tight_layout()
+    # one legend above the panels (inside, it hid lines): save_figure's tight bounding box makes room for it
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2 * len(panels), frameon=False)
+    return fig
+
+
+def study_bars(names: Sequence[str], values: Sequence[float], errors: Sequence[float | None], ylabel: str,
+               floor: float | None = None) -> Any:
+    """Horizontal bars with error bars (the hyperparameter study: one bar per run), on a log axis: the values
+    span orders of magnitude, from the real-data floor to an untuned baseline."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(TEXT_WIDTH * 0.9, 0.3 * len(names) + 0.8))
+    y = np.arange(len(names))
+    ax.barh(y, values, xerr=[e or 0 for e in errors], color="tab:blue", alpha=0.8, capsize=2)
+    if floor is not None:
+        ax.axvline(floor, ls="--", color="grey", lw=1, label="real-data floor")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.set(yticks=y, yticklabels=names, xlabel=ylabel, xscale="log")
+    ax.invert_yaxis()
+    fig.tight_layout()
+    return fig
