@@ -21,10 +21,10 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
-	$(PYTHON) -m pip install --quiet -e ".[dev]"
+	$(PYTHON) -m pip install --quiet -e ".[dev,inception]"
 	touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install the package (editable) with dev extras
+install: $(STAMP) ## create .venv and install the package (editable) with its dev and inception extras (JupyterLab included)
 
 data: $(STAMP) ## get MNIST into the data root (no-op when already there and verified)
 	$(PYTHON) -m mnist_diffusion data fetch
@@ -37,13 +37,15 @@ test: data ## run the whole test suite and the notebooks under the smoke profile
 	$(MAKE) --no-print-directory test-notebooks
 
 test-notebooks: data ## run every notebook top to bottom under the smoke profile (pytest --nbmake; seconds-sized runs)
-	rm -rf runs/smoke  # scratch: the notebooks then train each tiny model once and share it
-	MNIST_DIFFUSION_PROFILE=smoke $(PYTHON) -m pytest --nbmake --nbmake-timeout=900 notebooks/
+	@# a fresh temporary folder, deleted afterwards: the notebooks train each tiny model once there and share it
+	scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && \
+	MNIST_DIFFUSION_PROFILE=smoke MNIST_DIFFUSION_RUNS="$$scratch/smoke" \
+	$(PYTHON) -m pytest --nbmake --nbmake-timeout=900 notebooks/
 
 test-fast: data ## the test suite without the tests marked slow
 	$(PYTHON) -m pytest -m "not slow"
 
-train-smoke: data ## seconds-long end-to-end run of the UNet recipe, into runs/smoke/
+train-smoke: data ## seconds-long end-to-end run of the UNet recipe, into the smoke scratch folder (\$MNIST_DIFFUSION_RUNS or <tmp>)
 	$(PYTHON) -m mnist_diffusion train --config configs/ddpm_unet.yaml --profile smoke
 
 train-baseline: data ## train (or resume) the coursework baseline into runs/ddpm_baseline/, publish to results/
@@ -88,16 +90,22 @@ bench: data ## performance benchmarks (~25 min on 2 cores; idle machine) into be
 	$(PYTHON) benchmarks/report.py
 
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
-figures: data ## execute every notebook (nbconvert, progress per cell) to refresh figures/; trains only what is missing
+figures: data ## execute every notebook (nbconvert, progress per cell) to refresh figures/ from the committed results
 	$(PYTHON) scripts/run_notebooks.py $(NOTEBOOKS) --output-dir runs/notebooks
 	@echo "figures in figures/; executed notebooks in runs/notebooks/"
+
+.PHONY: lab
+LAB_FLAGS ?=
+lab: data ## open the notebooks in JupyterLab (no browser here: LAB_FLAGS=--no-browser prints the address)
+	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_FLAGS) notebooks/
 
 report-tables: $(STAMP) ## numbers and tables of the report (report/generated/) from results/summary.json
 	$(PYTHON) -m mnist_diffusion report-tables
 
-report: report-tables ## build report/main.pdf with latexmk (installs TeX Live with apt-get when it can)
+report: report-tables ## build report/main.pdf with latexmk (installs TeX Live with apt-get when it can), then check its layout
 	scripts/ensure_latex.sh
 	cd report && latexmk -pdf -interaction=nonstopmode -halt-on-error -quiet main.tex
+	$(PYTHON) scripts/check_latex_log.py report/main.log --allow-small-text cold_restoration --allow-small-text fidelity_nearest
 	@echo "report: report/main.pdf"
 
 all: install data figures report ## from a fresh clone: environment, data, every figure, then the report PDF

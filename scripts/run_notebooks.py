@@ -3,7 +3,9 @@
 ``jupyter nbconvert --execute`` is silent until a notebook finishes. This runner uses the same nbconvert
 executor (``ExecutePreprocessor``) but prints each code cell as it starts, echoes the kernel's stderr live (the
 package's progress bars) and the time each cell took, and writes the executed copy of every notebook into
-``--output-dir`` (the committed notebooks stay without outputs).
+``--output-dir`` (the committed notebooks stay without outputs). A notebook stopped by a problem the user can fix
+(a :class:`~mnist_diffusion.errors.UserError`, e.g. a committed result that is missing, with the make target that
+produces it) is reported as that one line; other failures with their traceback.
 
     python scripts/run_notebooks.py notebooks/01_ddpm.ipynb ... --output-dir runs/notebooks
 """
@@ -76,8 +78,11 @@ def main(argv: list[str] | None = None) -> int:
         try:
             seconds = run_notebook(path, args.output_dir, label, log=lambda s: print(s, flush=True))
         except CellExecutionError as error:
-            print(f"{label} FAILED; the executed copy with the traceback is {args.output_dir / path.name}\n{error}",
-                  file=sys.stderr)
+            copy = args.output_dir / path.name
+            if error.ename == "UserError":
+                print(f"{label} stopped: {error.evalue} (executed copy: {copy})", file=sys.stderr)
+            else:
+                print(f"{label} FAILED; the executed copy with the traceback is {copy}\n{error}", file=sys.stderr)
             return 1
         print(f"{label} finished in {seconds / 60:.1f} min", flush=True)
     print(f"all {len(args.notebooks)} notebooks in {(time.perf_counter() - total) / 60:.1f} min; "

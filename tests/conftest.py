@@ -4,11 +4,17 @@ The real data root is ``$MNIST_DIFFUSION_DATA`` (a folder holding ``MNIST/raw``)
 unset and the shared offline copy ``<repo>/../shared/data/MNIST/raw`` exists, it is used. Tests
 that need real data take the ``mnist_root`` fixture and are skipped, with a reason, when there is
 none. Tests marked ``network`` are skipped when ``MNIST_DIFFUSION_OFFLINE=1``.
+
+Smoke-scale runs, results and figures of the whole session go to a fresh temporary folder
+(``$MNIST_DIFFUSION_RUNS``, set here for the session and inherited by subprocesses), never into the
+repository's ``runs/``, ``results/`` or ``figures/``; it is deleted at the end of the session.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -38,6 +44,29 @@ def mnist_root() -> Path:
             "or run 'python -m mnist_diffusion data fetch'"
         )
     return root
+
+
+_SCRATCH: dict[str, object] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Point the smoke scale at a fresh temporary folder for the session (``$MNIST_DIFFUSION_RUNS``)."""
+    from mnist_diffusion.scale import RUNS_ENV
+
+    folder = Path(tempfile.mkdtemp(prefix="mnist-diffusion-tests-"))
+    _SCRATCH.update(folder=folder, env=RUNS_ENV, before=os.environ.get(RUNS_ENV))
+    os.environ[RUNS_ENV] = str(folder / "smoke")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Delete the session's smoke folder and restore ``$MNIST_DIFFUSION_RUNS``."""
+    if not _SCRATCH:
+        return
+    shutil.rmtree(_SCRATCH["folder"], ignore_errors=True)
+    if _SCRATCH["before"] is None:
+        os.environ.pop(_SCRATCH["env"], None)
+    else:
+        os.environ[_SCRATCH["env"]] = _SCRATCH["before"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

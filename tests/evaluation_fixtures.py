@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from mnist_diffusion.evaluation.cache import CACHE_ENV
-from mnist_diffusion.evaluation.real_floors import clear_memory_cache
-from mnist_diffusion.evaluation.reference import clear_memory_caches
+from mnist_diffusion.evaluation.reference import CACHE_ENV
+from mnist_diffusion.paths import clear_caches
 
 
 def session_cache_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -22,13 +21,11 @@ def session_cache_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def evaluation_cache(tmp_path_factory):
-    """Point the evaluation cache at the session's fresh folder for a module; forget in-memory entries around it."""
+    """Point the evaluation cache at the session's fresh folder for a module; forget in-memory caches around it."""
     mp = pytest.MonkeyPatch()
     folder = session_cache_folder(tmp_path_factory)
     mp.setenv(CACHE_ENV, str(folder))
-    clear_memory_caches()
-    clear_memory_cache()
+    clear_caches()
     yield folder
     mp.undo()
-    clear_memory_caches()
-    clear_memory_cache()
+    clear_caches()

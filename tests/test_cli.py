@@ -22,7 +22,7 @@ def run_cli(*args, timeout=300):
 
 
 @pytest.mark.slow
-def test_smoke_train_then_sample_makes_a_valid_npz_within_a_minute(mnist_root, tmp_path):
+def test_smoke_train_then_sample_makes_a_valid_npz_quickly(mnist_root, tmp_path):
     started, cpu_started = time.perf_counter(), children_cpu_seconds()
     trained = run_cli("train", "--config", "configs/ddpm_unet.yaml", "--profile", "smoke", "--out", str(tmp_path / "run"),
                       "--no-progress")
@@ -31,10 +31,13 @@ def test_smoke_train_then_sample_makes_a_valid_npz_within_a_minute(mnist_root, t
     sampled = run_cli("sample", "--checkpoint", str(tmp_path / "run"), "--n", "20", "--sampler", "ddim", "--steps", "5",
                       "--seed", "3", "--batch-size", "8", "--out", str(out), "--grid", str(tmp_path / "grid.png"))
     assert sampled.returncode == 0, sampled.stderr
-    # Wall time is the promise on an idle machine; the commands' own CPU time stands in for it when other jobs
-    # share the cores (wall time then grows with the load, CPU time does not).
+    # The smoke profile promises a pipeline that "runs in seconds". Measured on a shared 2-core machine: train +
+    # sample take about 9 s (wall and CPU) with one thread, but 45 s wall and 31 s of CPU with torch's two threads
+    # under a load of 4-5. Wall time grows with other jobs on the cores, CPU time with threads contending for them,
+    # so the smaller of the two is bounded, by 120 s: 4x the worst seen and over 10x the usual time, and still far
+    # below a run the smoke profile failed to shrink (a full run takes hours).
     elapsed, cpu = time.perf_counter() - started, children_cpu_seconds() - cpu_started
-    assert min(elapsed, cpu) < 60, f"smoke train + sample took {elapsed:.0f} s ({cpu:.0f} s of CPU)"
+    assert min(elapsed, cpu) < 120, f"smoke train + sample took {elapsed:.0f} s ({cpu:.0f} s of CPU)"
     with np.load(out) as npz:
         images, meta = npz["images"], json.loads(str(npz["meta"]))
     assert images.dtype == np.uint8 and images.shape == (20, 28, 28)

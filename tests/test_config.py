@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mnist_diffusion.training.config import SMOKE_OVERRIDES, from_dict, load_config
+from mnist_diffusion.scale import SMOKE_OVERRIDES
+from mnist_diffusion.training.config import from_dict, load_config
 from mnist_diffusion.errors import UserError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -34,7 +35,7 @@ def test_overrides_are_parsed_as_typed_values():
 
 
 def test_smoke_profile_shrinks_the_run():
-    c = load_config(CONFIGS / "ddpm_unet.yaml", profile="smoke")
+    c = load_config(CONFIGS / "ddpm_unet.yaml", scale="smoke")
     for key, value in SMOKE_OVERRIDES.items():
         section, name = key.split(".")
         assert getattr(getattr(c, section), name) == value

@@ -10,6 +10,7 @@ from mnist_diffusion.diffusion.ddpm import GaussianDiffusion
 from mnist_diffusion.errors import UserError
 from mnist_diffusion.models import UNet
 from mnist_diffusion.diffusion import ancestral_sample, ddim_sample, ddim_timesteps
+from mnist_diffusion.diffusion.dpm_solver import SOLVERS, dpm_solver_sample
 from mnist_diffusion.diffusion.schedules import make_schedule
 
 
@@ -41,12 +42,34 @@ def test_objective_is_zero_for_the_exact_noise_predictor(diffusion, digit):
     assert diffusion.loss(off_by_one, digit.expand(256, -1, -1, -1), torch.Generator().manual_seed(1)) > 1e-5
 
 
-def test_predict_x0_inverts_q_sample(diffusion, digit):
-    eps = torch.randn(8, 1, 28, 28)
-    t = torch.tensor([1, 5, 50, 200, 400, 600, 800, 999])
-    z = diffusion.q_sample(digit.expand(8, -1, -1, -1), t, eps)
-    torch.testing.assert_close(diffusion.predict_x0(z, t, eps), digit.expand(8, -1, -1, -1), atol=2e-3, rtol=0)
-    torch.testing.assert_close(diffusion.predict_eps(z, t, digit.expand(8, -1, -1, -1)), eps, atol=1e-4, rtol=0)
+@pytest.mark.parametrize("t", [1, 5, 50, 200, 400, 600, 800, 999])
+def test_x0_at_inverts_q_sample(diffusion, digit, t):
+    """x_hat = (z_t - sqrt(1 - alpha_t) eps) / sqrt(alpha_t) with the true eps gives back x (float32 rounding, which
+    1 / sqrt(alpha_t) amplifies up to ~100x at t = 999)."""
+    eps = torch.randn(8, 1, 28, 28, generator=torch.Generator().manual_seed(t))
+    x = digit.expand(8, -1, -1, -1)
+    z = diffusion.q_sample(x, torch.full((8,), t), eps)
+    torch.testing.assert_close(diffusion.x0_at(z, t, eps), x, atol=2e-3, rtol=0)
+
+
+WILD = 20.0  # a network that answers eps_hat = 20 everywhere: x_hat far outside [-1, 1] from t = 100 on
+
+
+def wild(z, t):
+    return torch.full_like(z, WILD)
+
+
+@pytest.mark.parametrize("t", [100, 500, 1000])
+def test_eps_at_with_clipping_is_the_noise_of_the_clipped_estimate(diffusion, t):
+    """eps_at is the network's output, or with clip_x0 the noise (z_t - sqrt(alpha_t) clip(x_hat)) / sqrt(1 - alpha_t)
+    implied by x_hat clipped to [-1, 1]: checked against that formula in float64."""
+    z = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(t))
+    assert torch.equal(diffusion.eps_at(wild, z, t), torch.full_like(z, WILD))
+    a = diffusion.schedule.alpha[t].item()
+    x_hat = (z.double() - math.sqrt(1 - a) * WILD) / math.sqrt(a)
+    assert x_hat.abs().min() > 1, "the clip must matter for this test to mean anything"
+    expected = (z.double() - math.sqrt(a) * x_hat.clamp(-1, 1)) / math.sqrt(1 - a)
+    torch.testing.assert_close(diffusion.eps_at(wild, z, t, clip_x0=True).double(), expected, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("sampler", ["ancestral", "ddim"])
@@ -87,13 +110,16 @@ def small_net():
     return UNet(channels=(8, 16), groups=4).eval()
 
 
-@pytest.mark.parametrize("sampler", ["ancestral", "ddim"])
+@pytest.mark.parametrize("sampler", ["ancestral", "ddim", "2m", "sde-2m"])
 def test_sampler_shapes_range_seeding_and_trajectory(sampler, small_net):
     diffusion = GaussianDiffusion(make_schedule("cosine", 40))
 
     def run(seed):
         if sampler == "ancestral":
             return ancestral_sample(small_net, diffusion, 5, seed=seed, return_steps=[40, 20, 0])
+        if sampler in SOLVERS:
+            return dpm_solver_sample(small_net, diffusion, 5, steps=8, solver=sampler, seed=seed,
+                                     return_steps=[40, 20, 0])
         return ddim_sample(small_net, diffusion, 5, steps=8, seed=seed, eta=0.5, return_steps=[40, 20, 0])
 
     first, again, other = run(1), run(1), run(2)
@@ -127,13 +153,32 @@ def test_clipping_x0_keeps_cosine_ddim_on_the_data_despite_a_small_noise_error(d
     assert (unclipped - digit).abs().mean() > 0.5
 
 
-def test_clip_x0_keeps_the_estimate_in_range(diffusion):
-    """With clipping, the x0 estimate the sampler uses never leaves [-1, 1], even for a wild network."""
-    wild = lambda z, t: 5 * torch.ones_like(z)  # noqa: E731
-    z = torch.randn(3, 1, 28, 28)
-    t = torch.full((3,), 10)
-    _, x0 = diffusion.denoise(wild, z, t, clip_x0=True)
-    assert x0.abs().max() <= 1
-    eps, x0_raw = diffusion.denoise(wild, z, t, clip_x0=False)
-    assert x0_raw.abs().max() > 1
-    assert math.isclose(eps.mean().item(), 5.0)
+def test_ddim_clip_keeps_the_estimate_it_steps_with_in_range(diffusion):
+    """With clipping, the x_hat that DDIM uses never leaves [-1, 1], even for a wild network. A single DDIM step
+    from T to 0 (eta = 0) lands on z_0 = sqrt(alpha_0) x_hat + sqrt(1 - alpha_0) eps_hat = x_hat exactly, so the
+    unclamped z_0 of the trajectory is the estimate itself."""
+    clipped = ddim_sample(wild, diffusion, 3, steps=1, seed=0, return_steps=[0]).trajectory[0]
+    unclipped = ddim_sample(wild, diffusion, 3, steps=1, seed=0, clip_x0=False, return_steps=[0]).trajectory[0]
+    # x_hat(eps_at) round-trips through eps and back: float32 rounding of z (~3e-7) times 1 / sqrt(alpha_T) (~150).
+    assert clipped.abs().max() <= 1 + 1e-3
+    assert unclipped.abs().min() > 1_000  # (z - sqrt(1 - alpha_T) 20) / sqrt(alpha_T) ~ -3,100 +- 160 |z|
+
+
+@pytest.mark.parametrize("clip_x0", [True, False])
+def test_an_ancestral_step_is_the_posterior_mean_at_the_estimate_plus_noise(clip_x0):
+    """z_{t-1} = mu + sigma_t eps, mu the mean of q(z_{t-1} | z_t, x) at x = x_hat (clipped to [-1, 1] with clip_x0):
+    mu = sqrt(alpha_{t-1}) beta_t / (1 - alpha_t) x + sqrt(1 - beta_t) (1 - alpha_{t-1}) / (1 - alpha_t) z_t, computed
+    here in float64 from the sampler's own random stream (z_T, then the step's eps), for a wild network."""
+    T, seed = 10, 4
+    diffusion = GaussianDiffusion(make_schedule("linear", T, 1e-3, 0.2))
+    out = ancestral_sample(wild, diffusion, 3, seed=seed, clip_x0=clip_x0, return_steps=[T - 1]).trajectory[T - 1]
+    generator = torch.Generator().manual_seed(seed)
+    z_T = torch.randn(3, 1, 28, 28, generator=generator).double()
+    eps = torch.randn(3, 1, 28, 28, generator=generator).double()
+    alpha, beta = diffusion.schedule.alpha, diffusion.schedule.beta
+    x_hat = (z_T - math.sqrt(1 - alpha[T]) * WILD) / math.sqrt(alpha[T])
+    assert x_hat.abs().min() > 1, "the clip must matter for this test to mean anything"
+    x = x_hat.clamp(-1, 1) if clip_x0 else x_hat
+    mu = (math.sqrt(alpha[T - 1]) * beta[T] / (1 - alpha[T]) * x
+          + math.sqrt(1 - beta[T]) * (1 - alpha[T - 1]) / (1 - alpha[T]) * z_T)
+    torch.testing.assert_close(out.double(), mu + math.sqrt(beta[T]) * eps, atol=1e-5, rtol=1e-5)

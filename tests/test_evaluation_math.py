@@ -8,12 +8,12 @@ import pytest
 import scipy.linalg
 import torch
 
-from mnist_diffusion.evaluation.distances import kth_neighbour_distances, mean_pairwise_l1, nearest_distances
-from mnist_diffusion.evaluation.fid import frechet_distance, gaussian_stats
-from mnist_diffusion.evaluation.kid import kernel_inception_distance, kid_subset_indices, mmd2_unbiased
-from mnist_diffusion.evaluation.labels import histogram_kl, label_histogram, label_metrics, mnist_score
+from mnist_diffusion.evaluation import memorisation
+from mnist_diffusion.evaluation.features import kth_neighbour_distances, mean_pairwise_l1, nearest_distances
 from mnist_diffusion.evaluation.memorisation import memorised_share
-from mnist_diffusion.evaluation.prdc import precision_recall_density_coverage, real_manifold
+from mnist_diffusion.evaluation.metrics import (frechet_distance, gaussian_stats, histogram_kl, kernel_inception_distance,
+                                                kid_subset_indices, label_histogram, label_metrics, mmd2_unbiased,
+                                                mnist_score, precision_recall_density_coverage, real_manifold)
 
 
 def scipy_fid(a: np.ndarray, b: np.ndarray) -> float:
@@ -50,7 +50,7 @@ def test_fid_matches_scipy_on_rank_deficient_relu_features():
 
 def test_fid_closed_form_for_diagonal_gaussians():
     """FID = |mu1 - mu2|^2 + sum (sqrt(v1) - sqrt(v2))^2 for diagonal covariances."""
-    from mnist_diffusion.evaluation.fid import GaussianStats
+    from mnist_diffusion.evaluation.metrics import GaussianStats
 
     v1, v2 = torch.tensor([1.0, 4.0, 0.25], dtype=torch.float64), torch.tensor([2.0, 1.0, 0.25], dtype=torch.float64)
     m1, m2 = torch.tensor([0.0, 1.0, 2.0], dtype=torch.float64), torch.tensor([1.0, 1.0, 0.0], dtype=torch.float64)
@@ -174,27 +174,23 @@ def test_memorised_share_is_strictly_below_the_threshold():
 @pytest.mark.parametrize("radius", [0.5, 1.5, 3.0])
 def test_radius_search_is_exact_against_all_distances(radius, monkeypatch):
     """The lower-bound pruning may only save time: its answers equal those of the full distance matrix."""
-    from mnist_diffusion.evaluation import radius_search
-
     g = torch.Generator().manual_seed(20)
     keys = torch.rand(3000, 40, generator=g) * (torch.rand(1, 40, generator=g) + 0.2)
     queries = torch.cat([keys[:50] + 0.02 * torch.randn(50, 40, generator=g),  # near copies
                          keys[50:100] + 0.4 * torch.randn(50, 40, generator=g),  # further away
                          torch.rand(100, 40, generator=g)])  # unrelated points
-    index = radius_search.build_index(keys, axes=8, fit_rows=1000)
+    index = memorisation.build_index(keys, axes=8, fit_rows=1000)
     expected = torch.cdist(queries.double(), keys.double()).min(dim=1).values < radius
-    assert torch.equal(radius_search.any_within(queries, index, radius), expected)
-    monkeypatch.setattr(radius_search, "DENSE_FALLBACK", 10)  # every chunk takes the dense path
-    monkeypatch.setattr(radius_search, "CHUNK", 64)
-    assert torch.equal(radius_search.any_within(queries, index, radius), expected)
+    assert torch.equal(memorisation.any_within(queries, index, radius), expected)
+    monkeypatch.setattr(memorisation, "DENSE_FALLBACK", 10)  # every chunk takes the dense path
+    monkeypatch.setattr(memorisation, "SEARCH_CHUNK", 64)
+    assert torch.equal(memorisation.any_within(queries, index, radius), expected)
 
 
 def test_radius_search_bound_never_exceeds_the_true_distance():
-    from mnist_diffusion.evaluation import radius_search
-
     g = torch.Generator().manual_seed(21)
     points = torch.randn(400, 30, generator=g) @ torch.randn(30, 30, generator=g)
-    index = radius_search.build_index(points[:300], axes=5)
+    index = memorisation.build_index(points[:300], axes=5)
     bound = torch.cdist(index.embed(points[300:]).double(), index.embedded.double())
     true = torch.cdist(points[300:].double(), points[:300].double())
     assert (bound <= true + 1e-3).all() and (bound > 0.3 * true).float().mean() > 0.5

@@ -1,16 +1,23 @@
-"""The experiments registry end to end under the smoke profile: train -> publish -> evaluate -> curve -> summary."""
+"""The experiments registry end to end under the smoke scale: train -> publish -> evaluate -> curve -> summary;
+evaluations declared as sampler options; read accessors that never compute at the full scale."""
 
 import json
+import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from mnist_diffusion import experiments as ex
-from mnist_diffusion.training.checkpoint import list_checkpoints, load_checkpoint
-from mnist_diffusion.cli import main
+from mnist_diffusion.cli import build_parser, main
+from mnist_diffusion.diffusion import STEPPED_SAMPLERS
 from mnist_diffusion.errors import UserError
+from mnist_diffusion.experiments import running as ex_running
+from mnist_diffusion.paths import repo_root
+from mnist_diffusion.scale import RUNS_ENV, resolve_scale
+from mnist_diffusion.training.checkpoint import list_checkpoints, load_checkpoint
 
 
 def test_registry_configs_build_and_study_changes_one_factor_each():
@@ -43,8 +50,9 @@ def test_study_rows_taken_from_snapshots_share_their_final_runs_config_but_for_i
 
 
 def test_smoke_config_keeps_smoke_sizes():
-    config = ex.experiment_config("study_recipe", profile="smoke")
+    config = ex.experiment_config("study_recipe", ex.SMOKE)
     assert config.train.steps == 20 and config.data.subset == 512
+    assert ex.experiment_config("study_recipe", "smoke") == config  # the scale may be named
 
 
 def test_unknown_experiment_is_a_user_error():
@@ -72,14 +80,23 @@ def test_same_ema_weights_tells_a_second_run_apart(tmp_path):
     assert not ex.same_ema_weights(tmp_path / "snapshot.pt", tmp_path / "fewer.pt")
 
 
+def committed_files(name: str) -> dict[str, bytes]:
+    """The repository's results of ``name`` and summary, byte for byte (a smoke run must leave them alone)."""
+    files = sorted((repo_root() / "results" / name).iterdir()) + [repo_root() / "results" / "summary.json"]
+    return {str(path): path.read_bytes() for path in files}
+
+
 @pytest.mark.slow
 def test_smoke_pipeline_train_evaluate_curve_summary(capsys, monkeypatch):
     name = "study_ema"  # a study run trained on its own (not taken from a final run's snapshot)
+    committed, repo_run = committed_files(name), repo_root() / "runs" / name
+    run_existed = repo_run.exists()
     assert main(["experiment", "train", name, "--profile", "smoke", "--no-progress"]) == 0
-    published = ex.results_dir("smoke") / name
-    assert ex.results_dir("smoke") != ex.results_dir("full")
+    published = ex.results_dir(ex.SMOKE) / name
+    # everything went to the session's scratch folder (conftest sets it), outside the repository
+    assert published.is_relative_to(Path(os.environ[RUNS_ENV])) and not published.is_relative_to(repo_root())
     assert {"ema.pt", "log.jsonl", "config.yaml", "hardware.json"} <= {p.name for p in published.iterdir()}
-    snapshots = list_checkpoints(ex.run_dir(name, "smoke") / "snapshots")
+    snapshots = list_checkpoints(ex.run_dir(name, ex.SMOKE) / "snapshots")
     assert [step for step, _ in snapshots] == [10, 20]
     # the last snapshot holds the final EMA weights
     final = load_checkpoint(published / "ema.pt")
@@ -93,12 +110,13 @@ def test_smoke_pipeline_train_evaluate_curve_summary(capsys, monkeypatch):
     key = record["headline"]
     assert key == "ddim-50_n100"
     evaluation = record["evaluations"][key]
-    assert evaluation["n"] == 100 and evaluation["sampler"] == "ddim" and evaluation["steps"] == 50
+    assert evaluation["n"] == 100 and evaluation["options"] == ex.ddim(50).to_dict()
+    assert evaluation["sample_args"] == ["--sampler", "ddim", "--steps", "50", "--eta", "0"]
     assert record["training"]["images_seen"] == 20 * 32 and record["training"]["train_seconds"] > 0
     # the samples are cached by weights digest and are what was evaluated: re-evaluating them gives the same FID
     from mnist_diffusion.evaluation import evaluate
 
-    cached = sorted((ex.run_dir(name, "smoke") / "samples").glob(f"*_{key}_seed0_clip.npz"))
+    cached = sorted((ex.run_dir(name, ex.SMOKE) / "samples").glob(f"*_{key}_seed0_clip.npz"))
     assert len(cached) == 1
     with np.load(cached[0]) as data:
         again = evaluate(data["images"], n=100)
@@ -116,10 +134,13 @@ def test_smoke_pipeline_train_evaluate_curve_summary(capsys, monkeypatch):
     _check_curve_without_snapshots(name, published, curve["points"][-1], capsys)
 
     assert main(["experiment", "summary", "--profile", "smoke"]) == 0
-    summary = json.loads((ex.results_dir("smoke") / "summary.json").read_text())
+    summary = json.loads((ex.results_dir(ex.SMOKE) / "summary.json").read_text())
     row = summary["study"][name]
     assert row["evaluations"][key]["metrics"]["fid"]["value"] == evaluation["metrics"]["fid"]["value"]
+    assert row["evaluations"][key]["options"] == evaluation["options"]
     assert [p["step"] for p in row["curve"]] == [10, 20]
+    # the committed results and the repository's runs/ were left alone
+    assert committed_files(name) == committed and repo_run.exists() == run_existed
 
 
 def _check_curve_of_a_second_run(name, published):
@@ -133,14 +154,14 @@ def _check_curve_of_a_second_run(name, published):
     state["ema"][first] = state["ema"][first] + 1e-6
     save_atomic(state, published / "ema.pt")
     try:
-        ex.curve_experiment(name, "smoke", progress=False)
+        ex.curve_experiment(name, ex.SMOKE, progress=False)
         curve = json.loads((published / "curve.json").read_text())
         log = published / "curve_run_log.jsonl"
         assert curve["ends_at_published_weights"] is False
-        assert log.read_bytes() == (ex.run_dir(name, "smoke") / "log.jsonl").read_bytes()
+        assert log.read_bytes() == (ex.run_dir(name, ex.SMOKE) / "log.jsonl").read_bytes()
         for f in ("ema.pt", "ema.pt.sha256"):
             (published / f).write_bytes(kept[f])
-        ex.curve_experiment(name, "smoke", progress=False)  # drawn again from the published run: no stale log
+        ex.curve_experiment(name, ex.SMOKE, progress=False)  # drawn again from the published run: no stale log
         assert json.loads((published / "curve.json").read_text())["ends_at_published_weights"] is True
         assert not log.exists()
     finally:
@@ -154,12 +175,12 @@ def _check_curve_without_snapshots(name, published, last_point, capsys):
     alone, from the final evaluation under the curve's protocol, and says so, instead of failing or retraining."""
     curve_file = published / "curve.json"
     kept = curve_file.read_text()
-    snapshots = ex.run_dir(name, "smoke") / "snapshots"
+    snapshots = ex.run_dir(name, ex.SMOKE) / "snapshots"
     moved = snapshots.with_name("snapshots.away")
     curve_file.unlink()
     snapshots.rename(moved)
     try:
-        points = ex.curve(name, "smoke")
+        points = ex.curve(name, ex.SMOKE)
     finally:
         moved.rename(snapshots)
         curve_file.write_text(kept)
@@ -249,36 +270,160 @@ def test_study_rows_taken_from_a_final_runs_snapshot_are_the_weights_training_th
     (even with sample grids drawn during training) must equal training the study config on its own, bitwise."""
     from mnist_diffusion.training.loop import train
 
-    study = ex.experiment_config("study_baseline", "smoke")
+    study = ex.experiment_config("study_baseline", ex.SMOKE)
     alone = load_checkpoint(train(study, tmp_path / "alone", progress=False) / "ema.pt")
-    final = ex.experiment_config("ddpm_baseline", "smoke")
+    final = ex.experiment_config("ddpm_baseline", ex.SMOKE)
     final.train.sample_every = 5  # grids every 5 steps must not disturb training
     with_grids = load_checkpoint(train(final, tmp_path / "final", progress=False) / "snapshots" / "step_00000020.pt")
     assert all(torch.equal(alone["ema"][key], value) for key, value in with_grids["ema"].items())
 
-    shutil.rmtree(ex.run_dir("study_baseline", "smoke"), ignore_errors=True)  # left by other smoke runs
-    ex.train_experiment("ddpm_baseline", "smoke", progress=False)
-    ex.train_experiment("study_baseline", "smoke", progress=False)  # taken from the snapshot, not trained
-    published = ex.results_dir("smoke") / "study_baseline"
+    shutil.rmtree(ex.run_dir("study_baseline", ex.SMOKE), ignore_errors=True)  # left by other smoke runs
+    ex.train_experiment("ddpm_baseline", ex.SMOKE, progress=False)
+    ex.train_experiment("study_baseline", ex.SMOKE, progress=False)  # taken from the snapshot, not trained
+    published = ex.results_dir(ex.SMOKE) / "study_baseline"
     taken = load_checkpoint(published / "ema.pt")
     assert taken["snapshot_of"].endswith("step_00000020.pt") and taken["step"] == 20
     assert all(torch.equal(alone["ema"][key], value) for key, value in taken["ema"].items())
     assert taken["config"]["train"]["steps"] == study.train.steps and taken["config"]["name"] == "ddpm_baseline"
-    assert not (ex.run_dir("study_baseline", "smoke") / "checkpoints").exists()  # nothing was trained
+    assert not (ex.run_dir("study_baseline", ex.SMOKE) / "checkpoints").exists()  # nothing was trained
     steps = [json.loads(line)["step"] for line in (published / "log.jsonl").read_text().splitlines()]
     assert steps and max(steps) == 20
-    assert ex.take_snapshot("study_network", "smoke") is False  # a reverted factor has no final run to share
+    assert ex.take_snapshot("study_network", ex.SMOKE) is False  # a reverted factor has no final run to share
 
 
 def test_fid_by_steps_groups_one_seed_evaluations_by_sampler_label():
-    def evaluation(sampler, steps, fid, sets=1):
-        return {"sampler": sampler, "steps": steps, "sets": sets, "metrics": {"fid": {"value": fid, "floor": 6.6}}}
+    def evaluation(options, fid, sets=1):
+        return {"options": options.to_dict(), "sets": sets, "metrics": {"fid": {"value": fid, "floor": 6.6}}}
 
     record = {"name": "ddpm_unet", "evaluations": {
-        "ddim-50_n10000": evaluation("ddim", 50, 59.0, sets=3), "ddim-50_n2000": evaluation("ddim", 50, 67.0),
-        "ddim-10_n2000": evaluation("ddim", 10, 87.0), "ddimeta1-50_n2000": evaluation("ddimeta1", 50, 34.7),
-        "ancestral_n2000": evaluation("ancestral", None, 34.0)}}
-    series, floor = ex.fid_by_steps(record)
+        "ddim-50_n10000": evaluation(ex.ddim(50), 59.0, sets=3), "ddim-50_n2000": evaluation(ex.ddim(50), 67.0),
+        "ddim-10_n2000": evaluation(ex.ddim(10), 87.0), "ddim-50-eta1_n2000": evaluation(ex.ddim(50, eta=1.0), 34.7),
+        "ancestral_n2000": evaluation(ex.ANCESTRAL, 34.0)}}
+    series, floor = ex.fid_by_steps(record, ex.FULL)
     T = ex.experiment_config("ddpm_unet").diffusion.T
     assert series == {"DDIM": [(10, 87.0), (50, 67.0)], "DDIM, eta = 1": [(50, 34.7)], "ancestral": [(T, 34.0)]}
     assert floor == 6.6
+
+
+def test_evaluations_are_keyed_by_their_options_and_the_sample_command_accepts_their_arguments():
+    parser = build_parser()
+    keys = set()
+    for e in ex.EXPERIMENTS.values():
+        for evaluation in e.evaluations:
+            options = evaluation.options
+            assert ex.parse_evaluation_key(evaluation.key) == (options, evaluation.n)
+            args = parser.parse_args(["sample", "--checkpoint", "ema.pt", *options.sample_args()])
+            parsed = {"sampler": args.sampler, "steps": args.steps if args.sampler in STEPPED_SAMPLERS else None,
+                      "eta": args.eta, "prior": args.prior, "clip": args.clip_x0}
+            assert parsed == options.to_dict(), evaluation.key
+            keys.add(evaluation.key)
+    assert {"ddim-50_n10000", "ancestral_n2000", "ddim-50-eta1_n2000", "alg2-mixtureprior_n10000",
+            "dpmpp2msde-20_n2000_seed1000"} <= keys
+    assert {ex.key_seed(key) for key in keys} == {0, ex.SELECTION_SEED}
+    # every option shows in the label and reads back, also those no evaluation uses yet
+    for options in (ex.ddim(20, eta=0.5), ex.SampleOptions("ancestral", clip=False), ex.SampleOptions("alg1", prior="training")):
+        assert ex.SampleOptions.parse(options.label()) == options and "." not in options.label()
+    assert ex.ddim(20, eta=0.5).label() == "ddim-20-eta0p5"
+    for bad in ({"sampler": "ancestral", "steps": 50}, {"sampler": "ddim"}, {"sampler": "alg2", "eta": 1.0},
+                {"sampler": "ddim", "steps": 5, "prior": "mixture"}, {"sampler": "alg2", "clip": False}):
+        with pytest.raises(ValueError):
+            ex.SampleOptions(**bad)
+
+
+def test_committed_results_record_each_evaluations_options_under_its_derived_key():
+    summary = json.loads((repo_root() / "results" / "summary.json").read_text())
+    for name, e in ex.EXPERIMENTS.items():
+        path = repo_root() / "results" / name / "metrics.json"
+        if not path.is_file():
+            continue
+        record = json.loads(path.read_text())
+        declared = {evaluation.key: evaluation.options for evaluation in e.evaluations}
+        assert set(record["evaluations"]) == set(declared) and record["headline"] == e.evaluations[0].key, name
+        entry = summary["study" if e.group == "study" else "models"][name]
+        for key, evaluation in record["evaluations"].items():
+            assert evaluation["options"] == declared[key].to_dict() == entry["evaluations"][key]["options"]
+            assert evaluation["sample_args"] == declared[key].sample_args(), (name, key)
+
+
+class Computed(Exception):
+    """Raised by the stand-ins of the functions that train, evaluate or gather results."""
+
+
+def refuse_to_compute(monkeypatch) -> None:
+    def refuse(*args, **kwargs):
+        raise Computed
+
+    for function in ("train_experiment", "evaluate_experiment", "curve_experiment", "summarise"):
+        monkeypatch.setattr(ex_running, function, refuse)
+
+
+def test_full_scale_accessors_load_what_is_committed_and_never_compute(monkeypatch):
+    refuse_to_compute(monkeypatch)
+    assert not ex.FULL.may_compute
+    for name, e in ex.EXPERIMENTS.items():  # the committed metrics are of the committed weights
+        assert ex.metrics(name, ex.FULL)["headline"] == e.evaluations[0].key
+    points = ex.curve("ddpm_unet", ex.FULL)
+    assert len(points) > 1 and points == ex.summary(ex.FULL)["models"]["ddpm_unet"]["curve"]
+
+
+def test_missing_results_stop_with_the_make_target_unless_computing_is_asked_for(tmp_path, monkeypatch):
+    import dataclasses
+
+    refuse_to_compute(monkeypatch)
+    scale = dataclasses.replace(ex.SMOKE, may_compute=False).with_scratch_root(tmp_path)
+    with pytest.raises(UserError, match=r"results/ddpm_unet/ema\.pt is missing: run `make train-unet`$"):
+        ex.trained("ddpm_unet", scale)
+    with pytest.raises(UserError, match=r"results/ddpm_baseline/ema\.pt is missing: run `make train-baseline`$"):
+        ex.samples("ddpm_baseline", 4, scale=scale)
+    with pytest.raises(UserError, match=r"results/study_lr/log\.jsonl is missing: run `make study`$"):
+        ex.training_log("study_lr", scale)
+    with pytest.raises(UserError, match=r"results/cold_blur/ema\.pt is missing: run `make experiments`$"):
+        ex.metrics("cold_blur", scale)
+    folder = tmp_path / "results" / "cold_blur"
+    folder.mkdir(parents=True)
+    (folder / "ema.pt").write_bytes(b"weights")
+    (folder / "ema.pt.sha256").write_text("ab" * 32 + "  ema.pt\n")
+    with pytest.raises(UserError, match=r"results/cold_blur/metrics\.json is missing: run `make results`$"):
+        ex.metrics("cold_blur", scale)
+    (folder / "metrics.json").write_text(json.dumps({"weights_sha256_16": "0" * 16}))
+    with pytest.raises(UserError, match=r"metrics\.json is of other weights than ema\.pt: run `make results`$"):
+        ex.metrics("cold_blur", scale)
+    record = {"weights_sha256_16": "ab" * 8, "headline": "alg2_n10000", "evaluations": {}}
+    (folder / "metrics.json").write_text(json.dumps(record))
+    assert ex.metrics("cold_blur", scale) == record
+    with pytest.raises(UserError, match=r"results/cold_blur/curve\.json is missing: run `make curves`"):
+        ex.curve("cold_blur", scale)
+    with pytest.raises(UserError, match=r"results/summary\.json is missing: run `python -m mnist_diffusion"):
+        ex.summary(scale)
+    # the explicit opt-in (or a scale that may compute) does the work
+    with pytest.raises(Computed):
+        ex.trained("ddpm_unet", scale, compute_if_missing=True)
+    with pytest.raises(Computed):
+        ex.metrics("ddpm_unet", dataclasses.replace(scale, may_compute=True))
+    (folder / "metrics.json").unlink()
+    with pytest.raises(Computed):
+        ex.metrics("cold_blur", scale, compute_if_missing=True)
+
+
+def test_the_scale_comes_from_the_argument_or_the_environment_and_smoke_files_stay_outside_the_repo(
+        tmp_path, monkeypatch):
+    from mnist_diffusion.reporting import plots
+    from mnist_diffusion.scale import PROFILE_ENV
+
+    monkeypatch.delenv(PROFILE_ENV, raising=False)
+    assert resolve_scale() is ex.FULL and resolve_scale("smoke") is ex.SMOKE and resolve_scale(ex.SMOKE) is ex.SMOKE
+    monkeypatch.setenv(PROFILE_ENV, "smoke")
+    assert resolve_scale() is ex.SMOKE and plots.figures_dir() == ex.SMOKE.figures_root()
+    monkeypatch.setenv(PROFILE_ENV, "huge")
+    with pytest.raises(UserError, match="unknown profile 'huge'; choose one of full, smoke"):
+        resolve_scale()
+    assert ex.FULL.results_root() == repo_root() / "results" and ex.FULL.figures_root() == repo_root() / "figures"
+    monkeypatch.setenv(RUNS_ENV, str(tmp_path))
+    assert (ex.SMOKE.runs_root(), ex.SMOKE.results_root(), ex.SMOKE.figures_root()) == \
+        (tmp_path, tmp_path / "results", tmp_path / "figures")
+    monkeypatch.delenv(RUNS_ENV)
+    for root in (ex.SMOKE.runs_root(), ex.SMOKE.results_root(), ex.SMOKE.figures_root()):
+        assert not root.resolve().is_relative_to(repo_root())
+    assert ex.SMOKE.with_scratch_root(tmp_path / "x").results_root() == tmp_path / "x" / "results"
+    with pytest.raises(ValueError):
+        ex.FULL.with_scratch_root(tmp_path)

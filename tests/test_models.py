@@ -84,12 +84,14 @@ def test_build_model_and_parameter_counts():
         build_model("unet", [16, 0])
 
 
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last], ids=["nchw", "channels_last"])
 @pytest.mark.parametrize("height,width", [(7, 7), (14, 14), (5, 9)])
-def test_subpixel_upsample_conv_equals_interpolate_then_conv(height, width):
-    """The sub-pixel form must match nearest x2 upsampling followed by the 3x3 conv, in value and gradient."""
+def test_subpixel_upsample_conv_equals_interpolate_then_conv(height, width, memory_format):
+    """The sub-pixel form must match nearest x2 upsampling followed by the 3x3 conv, in value and gradient, whatever
+    the input's memory layout. The reference is computed from an NCHW copy of the input, independently of it."""
     from torch.nn import functional as F
 
-    from mnist_diffusion.models.unet import upsample_conv
+    from mnist_diffusion.models.unet import subpixel_upsample_conv
 
     torch.manual_seed(0)
     conv = nn.Conv2d(6, 5, 3, padding=1).double()
@@ -98,14 +100,34 @@ def test_subpixel_upsample_conv_equals_interpolate_then_conv(height, width):
     upstream = torch.randn_like(reference)
     ref_grads = torch.autograd.grad(reference, [x, conv.weight, conv.bias], upstream)
 
-    fast = upsample_conv(x, conv)
+    x_in = x.detach().contiguous(memory_format=memory_format).requires_grad_()
+    assert x_in.is_contiguous(memory_format=memory_format)
+    fast = subpixel_upsample_conv(x_in, conv)
     assert fast.shape == (3, 5, 2 * height, 2 * width)
     torch.testing.assert_close(fast, reference, rtol=1e-12, atol=1e-12)
-    for got, want in zip(torch.autograd.grad(fast, [x, conv.weight, conv.bias], upstream), ref_grads):
+    for got, want in zip(torch.autograd.grad(fast, [x_in, conv.weight, conv.bias], upstream), ref_grads):
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
 
-    x_cl = x.detach().contiguous(memory_format=torch.channels_last)
-    torch.testing.assert_close(upsample_conv(x_cl, conv), reference.detach(), rtol=1e-12, atol=1e-12)
+
+def test_upsample_conv_takes_the_subpixel_form_on_nchw_tensors_only(monkeypatch):
+    """The UNet's dispatch: NCHW activations go through the sub-pixel form, channels_last ones through the plain
+    upsample-then-conv (as fast there); both give the upsample-then-conv result."""
+    from torch.nn import functional as F
+
+    from mnist_diffusion.models import unet as unet_module
+
+    calls = []
+    real = unet_module.subpixel_upsample_conv
+    monkeypatch.setattr(unet_module, "subpixel_upsample_conv", lambda x, conv: calls.append(x.shape) or real(x, conv))
+    torch.manual_seed(0)
+    conv = nn.Conv2d(6, 5, 3, padding=1).double()
+    x = torch.randn(3, 6, 7, 7, dtype=torch.float64)
+    reference = conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+    torch.testing.assert_close(unet_module.upsample_conv(x, conv), reference, rtol=1e-12, atol=1e-12)
+    assert len(calls) == 1
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(unet_module.upsample_conv(x_cl, conv), reference, rtol=1e-12, atol=1e-12)
+    assert len(calls) == 1, "channels_last input must not take the sub-pixel form"
 
 
 def test_unet_in_place_additions_keep_gradients_exact():

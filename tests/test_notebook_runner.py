@@ -40,3 +40,16 @@ def test_runner_shows_each_cell_echoes_stderr_and_keeps_the_executed_copy(tmp_pa
     captured = capsys.readouterr()
     assert "[2/2 02_bad] FAILED" in captured.err and "broken cell" in captured.err
     assert "RuntimeError" in str(nbformat.read(out / "02_bad.ipynb", as_version=4).cells[1].outputs)
+
+
+@pytest.mark.slow
+def test_runner_reports_a_user_error_as_its_one_line(tmp_path, capsys):
+    """A notebook stopped by a UserError (a committed result missing: run its make target) shows that line alone."""
+    runner = load_runner()
+    notebook = tmp_path / "03_missing.ipynb"
+    write_notebook(notebook, "from mnist_diffusion.errors import UserError\n"
+                             "raise UserError('results/ddpm_unet/ema.pt is missing: run `make train-unet`')")
+    assert runner.main([str(notebook), "--output-dir", str(tmp_path / "executed")]) == 1
+    err = capsys.readouterr().err
+    assert "[1/1 03_missing] stopped: results/ddpm_unet/ema.pt is missing: run `make train-unet`" in err
+    assert "Traceback" not in err and "FAILED" not in err

@@ -91,7 +91,7 @@ def test_every_number_equals_its_json_source_in_a_synthetic_summary():
     assert rt.parse_value(values["derived/unetreachesbaselinefraction"]) == pytest.approx(600 / 7200, rel=5e-3)
     assert rt.parse_value(values["derived/study_ema/fidchange"]) == pytest.approx(3.5, rel=5e-3)
     assert rt.parse_value(values["derived/ddpm_unet/ddimvsancestralpct"]) == pytest.approx(10.0, rel=5e-3)
-    assert "derived/ddpm_unet/ddimeta1vsancestralpct" not in values  # not evaluated in this summary
+    assert "derived/ddpm_unet/ddim-eta1vsancestralpct" not in values  # not evaluated in this summary
     assert rt.parse_value(values["ddpm_unet/headline/msperimage"]) == pytest.approx(1000 * 37.5 / 30000, rel=5e-3)
     assert values["ddpm_unet/train/steps"] == "14\\,063"
     # the curve's point at half the training (the first snapshot at or past step 14063 / 2) and its end
@@ -320,10 +320,10 @@ def test_cold_table_restores_each_model_from_its_own_half_and_full_T():
     assert "t50" in rows[1] and "t40" in rows[1]
     assert "$T = 50$ for palimpsest, $T = 40$ for blur" in table
     assert "mixture prior" not in table  # no model has that evaluation
-    summary["models"]["cold_palimpsest"]["evaluations"]["alg2mix_n10000"] = \
+    summary["models"]["cold_palimpsest"]["evaluations"]["alg2-mixtureprior_n10000"] = \
         summary["models"]["cold_palimpsest"]["evaluations"]["ddim-50_n10000"]
     row = next(line for line in rt.cold_table(rt.collect(summary), summary).splitlines() if "mixture prior" in line)
-    assert "\\res{cold_palimpsest/alg2mix_n10000/fid}" in row and row.endswith("& -- \\\\")
+    assert "\\res{cold_palimpsest/alg2-mixtureprior_n10000/fid}" in row and row.endswith("& -- \\\\")
 
 
 def test_class_shares_are_derived_for_the_headline_and_other_evaluations_at_n_10000():
@@ -331,14 +331,15 @@ def test_class_shares_are_derived_for_the_headline_and_other_evaluations_at_n_10
     run = summary["models"]["ddpm_unet"]
     shares = [0.05, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.15]
     extra = copy.deepcopy(run["evaluations"]["ddim-50_n10000"])
-    extra.update({"sampler": "alg2mix", "label_shares": shares})
+    extra.update({"label_shares": shares})
     extra["metrics"]["label_max_gap"] = {"value": 0.0412, "std": 0.001, "floor": 0.01, "floor_std": 0.001}
-    run["evaluations"]["alg2mix_n10000"] = extra
+    run["evaluations"]["alg2-mixtureprior_n10000"] = extra
     values = {m["key"]: m["value"] for m in map(DEFRESULT.match, rt.collect(summary).tex().splitlines()) if m}
-    assert (values["derived/ddpm_unet/alg2mix/topdigit"], values["derived/ddpm_unet/alg2mix/topsharepct"]) == ("9", "15.0")
-    assert values["derived/ddpm_unet/alg2mix/minsharepct"] == "5.00"
-    assert values["derived/ddpm_unet/alg2mix/maxgappct"] == "4.12"
-    assert values["derived/ddpm_unet/alg2mix/precisiongap"] == rt.format_value(0.81234 - 0.866)
+    prefix = "derived/ddpm_unet/alg2-mixtureprior"  # the evaluation's sampler label, from its key
+    assert (values[f"{prefix}/topdigit"], values[f"{prefix}/topsharepct"]) == ("9", "15.0")
+    assert values[f"{prefix}/minsharepct"] == "5.00"
+    assert values[f"{prefix}/maxgappct"] == "4.12"
+    assert values[f"{prefix}/precisiongap"] == rt.format_value(0.81234 - 0.866)
     assert "derived/ddpm_unet/ddim/topdigit" not in values  # N = 2,000 evaluations get none
 
 
@@ -351,7 +352,8 @@ def test_inception_fid_floor_comes_from_its_evaluation_when_the_committed_floors
     assert row == ("Inception-FID & -- & \\res{ddpm_unet/headline/inception_fid} & "
                    "\\res{ddpm_unet/headline/inception_fid/floor} \\\\")
     fid_row = next(line for line in rt.headline_table(results, summary).splitlines() if line.startswith("classifier-FID"))
-    assert fid_row.endswith("\\res{floor/10000/fid}\\,$\\pm$\\,\\res{floor/10000/fid/std} \\\\")
+    # a mean with its std below it (\\makecell), so that the table fits the text width
+    assert fid_row.endswith("\\makecell[r]{\\res{floor/10000/fid}\\\\$\\pm$\\,\\res{floor/10000/fid/std}} \\\\")
 
 
 def test_prose_words_counts_running_text_only():
@@ -380,3 +382,196 @@ def test_steps_table_marks_times_taken_with_another_thread_count():
     assert row.endswith("\\res{ddpm_unet/ancestral_n2000/msperimage}$^{*}$ \\\\")
     assert row.count("$^{*}$") == 1  # the baseline's ancestral row was timed like the rest
     assert "with 1 thread; $^{*}$: timed with 2 threads instead" in table
+
+
+# --- layout: scripts/check_latex_log.py fails `make report` on what LaTeX only warns about ------------------------
+
+def latex_checker():
+    """scripts/check_latex_log.py as a module (scripts/ is not a package)."""
+    import importlib.util
+    import sys
+
+    if "check_latex_log" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("check_latex_log", REPO / "scripts" / "check_latex_log.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # its dataclasses look their module up there
+        spec.loader.exec_module(module)
+    return sys.modules["check_latex_log"]
+
+
+def test_header_cells_break_after_commas_and_long_words_never_inside_maths():
+    assert rt._header_cell("ms/image", "r") == "ms/image"
+    assert rt._header_cell("DDPM, our recipe", "r") == "\\makecell[br]{DDPM,\\\\our recipe}"
+    assert rt._header_cell("cold, palimpsest with trace", "r") == "\\makecell[br]{cold,\\\\palimpsest\\\\with trace}"
+    assert rt._header_cell("$a, b + c + d$ and so on", "l") == "\\makecell[bl]{$a, b + c + d$\\\\and so on}"
+
+
+def test_generated_tables_stack_each_std_below_its_mean():
+    table = rt.study_table(rt.collect(synthetic_summary()), synthetic_summary())
+    assert "\\makecell[r]{\\res{study_recipe/headline/fid}\\\\$\\pm$\\,\\res{study_recipe/headline/fid/std}}" in table
+    assert "\\,$\\pm$\\," not in table and "\\addlinespace" in table
+
+
+LOG = """(./main.tex
+LaTeX2e <2022-11-01>
+(./sections/ddpm.tex
+Overfull \\hbox (20.03859pt too wide) detected at line 29
+[][][]\\OML/cmm/m/it/10.95 q\\OT1/cmr/m/n/10.95 (\\OT1/cmr/bx/n/10.95 z[] \\OMS/cms
+ []
+
+[1] (./generated/headline.tex
+Overfull \\hbox (102.70235pt too wide) in paragraph at lines 5--23
+ [][]
+ []
+
+Overfull \\hbox (0.5pt too wide) in paragraph at lines 30--31
+ []
+
+) (./sections/cold_results.tex
+<../figures//cold_samplers.pdf, id=476, 452.4102pt x 331.48506pt>
+LaTeX Warning: Float too large for page by 177.09785pt on input line 58.
+
+Overfull \\vbox (3.0pt too high) has occurred while \\output is active
+[]
+
+))
+"""
+
+
+def test_checker_reports_overfull_boxes_wider_than_a_point_and_floats_too_large():
+    checker = latex_checker()
+    faults = checker.check_log(LOG).faults
+    assert len(faults) == 4, faults
+    assert faults[0].startswith("./sections/ddpm.tex: overfull \\hbox, 20.0 pt too wide")
+    assert faults[1] == "./generated/headline.tex: overfull \\hbox, 102.7 pt too wide (in paragraph at lines 5--23)"
+    assert "overfull \\vbox, 3.0 pt too high" in faults[2]
+    assert faults[3].startswith("./sections/cold_results.tex:58: float too large for its page by 177.1 pt")
+    assert checker.check_log(LOG, max_overfull=200).faults == [faults[3]]  # the float is a fault at any size
+    assert checker.check_log("Overfull \\hbox (1.0pt too wide) in paragraph at lines 1--2\n").faults == []
+
+
+def test_checker_undoes_the_logs_line_wrapping():
+    checker = latex_checker()
+    line = "LaTeX Warning: Float too large for page by 12.5pt on input line 7."
+    wrapped = f"{'x' * 60}{line}"
+    log = "\n".join(wrapped[i:i + 79] for i in range(0, len(wrapped), 79)) + "\n"
+    assert any(len(part) == 79 for part in log.splitlines())  # TeX breaks its log lines after 79 characters
+    assert [f.split(": ", 1)[1] for f in checker.check_log(log).faults] == [
+        "float too large for its page by 12.5 pt (its bottom and caption are cut off)"]
+
+
+def test_checker_requires_a_caption_on_every_float_and_no_scaled_tables(tmp_path):
+    checker = latex_checker()
+    (tmp_path / "sections").mkdir()
+    (tmp_path / "main.tex").write_text("\\begin{document}\n\\input{sections/body}\n% \\input{sections/gone}\n"
+                                       "\\input{missing}\n\\end{document}\n")
+    (tmp_path / "sections" / "body.tex").write_text(
+        "\\begin{figure}\\includegraphics{a}\\caption{Captioned.}\\end{figure}\n"
+        "\\begin{figure}\n  \\includegraphics{b}\n  % \\caption{commented out}\n\\end{figure}\n"
+        "\\begin{figure}\\begin{subfigure}{x}\\caption{a panel}\\end{subfigure}\\end{figure}\n"
+        "\\begin{table}\\caption{Scaled.}\\resizebox{\\linewidth}{!}{\\begin{tabular}{l}x\\end{tabular}}\\end{table}\n"
+        "\\begin{table}[ht]\\centering\\begin{tabular}{l}x\\end{tabular}\\end{table}\n"
+        "\\begin{algorithm}\\caption[short]{Long.}\\end{algorithm}\n"
+        "\\begin{minipage}{x}\\captionof{table}{Not a float.}\\end{minipage}\n")
+    files = checker.source_files(tmp_path / "main.tex")
+    assert [f.name for f in files] == ["main.tex", "body.tex"]
+    faults = checker.check_sources(files, tmp_path.resolve()).faults
+    assert faults == ["sections/body.tex:2: a figure without a caption",
+                      "sections/body.tex:6: a figure without a caption",
+                      "sections/body.tex:7: a table scaled to fit (\\resizebox, \\scalebox or adjustbox): its text "
+                      "prints at an unknown size; use a smaller font or split it",
+                      "sections/body.tex:8: a table without a caption"]
+
+
+def write_figure_pdf(path: Path, sizes: list[float]) -> None:
+    """A PDF whose one (Flate-compressed) content stream sets text at ``sizes``, as matplotlib writes it."""
+    import zlib
+
+    content = "".join(f"BT /F1 {size:g} Tf 1 0 0 1 10 10 Tm (x) Tj ET\n" for size in sizes).encode()
+    stream = zlib.compress(content)
+    head = f"%PDF-1.4\n1 0 obj << /Length {len(stream)} /Filter /FlateDecode >>\nstream\n".encode()
+    path.write_bytes(head + stream + b"\nendstream\nendobj\n%%EOF\n")
+
+
+def test_checker_measures_figure_text_at_its_printed_size(tmp_path):
+    checker = latex_checker()
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "report").mkdir()
+    write_figure_pdf(tmp_path / "figures" / "plot.pdf", [8, 7, 4.9])  # 4.9: a superscript of the 7 pt ticks
+
+    def log(requested_width: float) -> str:
+        return ("<../figures//plot.pdf, id=5, 200.0pt x 100.0pt>\nFile: ../figures//plot.pdf Graphic file (type pdf)\n"
+                "<use ../figures//plot.pdf>\nPackage pdftex.def Info: ../figures//plot.pdf  used on input line 13.\n"
+                f"(pdftex.def)             Requested size: {requested_width}pt x 50.0pt.\n")
+
+    assert checker.check_figure_text(log(200.0), tmp_path / "report").faults == []  # printed at its own size
+    assert checker.check_figure_text(log(210.0), tmp_path / "report").faults == []
+    faults = checker.check_figure_text(log(150.0), tmp_path / "report").faults  # 7 pt scaled by 0.75
+    assert len(faults) == 1 and faults[0].startswith("plot.pdf (input line 13): text printed at 5.2 pt < 7 pt")
+    allowed = checker.check_figure_text(log(150.0), tmp_path / "report", allowed=frozenset({"plot"}))
+    assert allowed.faults == [] and len(allowed.notes) == 1
+    assert checker.base_sizes([8, 7, 5.6, 4.9, 3.43]) == [7, 8]  # 5.6 = 0.7 x 8; 4.9 = 0.7 x 7; 3.43 = 0.49 x 7
+
+
+def test_the_report_sources_caption_every_float_and_scale_no_table():
+    checker = latex_checker()
+    report = (REPO / "report").resolve()
+    files = checker.source_files(report / "main.tex")
+    assert report / "sections" / "appendix.tex" in files and report / "generated" / "headline.tex" in files
+    assert checker.check_sources(files, report).faults == []
+
+
+def test_appendix_b_shows_the_profile_of_the_recipes_unet_in_its_training_format():
+    performance = REPO / "benchmarks" / "results" / "performance.tex"
+    if not performance.is_file():
+        pytest.skip("benchmarks/results/performance.tex is not generated yet (make bench)")
+    text = performance.read_text()
+    # the appendix keeps the first table that names "kind of work": its caption says it is our recipe's UNet
+    # (unet-s) in the default (contiguous) memory format that training uses
+    before = text[:text.index("kind of work")]
+    assert "unet-s/contiguous" in before.rsplit("\\begin{table}", 1)[0][-300:]
+
+
+@pytest.mark.parametrize("maker", ["image_rows", "metric_panels", "label_histograms"])
+def test_figures_stay_within_the_width_they_are_printed_at(maker, tmp_path, monkeypatch):
+    import numpy as np
+
+    from mnist_diffusion.reporting import plots
+
+    monkeypatch.setattr(plots, "figures_dir", lambda profile=None: tmp_path)
+    long = "cold, palimpsest with trace: nearest"
+    rng = np.random.default_rng(0)
+    if maker == "image_rows":
+        fig = plots.image_rows(rng.integers(0, 255, (4, 8, 28, 28), dtype=np.uint8), [f"t = {t}" for t in range(8)],
+                               [long, "a", "b", long])
+    elif maker == "metric_panels":
+        fig = plots.metric_lines({f"{long}, {k}": [(1, 2.0), (10, 3.0)] for k in range(6)}, "x", "y", floor=1.0)
+    else:
+        fig = plots.label_histograms({f"{long} {k}": np.full(10, 0.1) for k in range(5)}, np.full(10, 0.1))
+    pdf, _ = plots.save_figure(fig, "width")
+    checker = latex_checker()
+    width = float(re.search(rb"/MediaBox \[\s*[\d.]+ [\d.]+ ([\d.]+)", pdf.read_bytes()).group(1))
+    target = fig.get_size_inches()[0] * 72
+    assert width <= target + 2 * 0.02 * 72 + 0.5, f"{maker}: {width:.1f} pt wide for {target:.1f} pt"
+    assert min(checker.base_sizes(checker.pdf_font_sizes(pdf.read_bytes()))) >= 7
+
+
+def report_check_flags() -> list[str]:
+    """The checker's arguments in the Makefile's report recipe (figures allowed small text until regenerated)."""
+    recipe = re.search(r"scripts/check_latex_log\.py report/main\.log(.*)", (REPO / "Makefile").read_text())
+    return recipe.group(1).split()
+
+
+@pytest.mark.slow
+def test_the_built_report_has_no_layout_faults(tmp_path):
+    import shutil
+    import subprocess
+
+    if not shutil.which("latexmk"):
+        pytest.skip("latexmk is not installed (make report installs TeX Live)")
+    build = subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-quiet",
+                            f"-outdir={tmp_path}", "main.tex"], cwd=REPO / "report", capture_output=True, text=True)
+    assert build.returncode == 0, build.stdout[-3000:]
+    checker = latex_checker()
+    assert checker.main([str(tmp_path / "main.log"), "--tex", str(REPO / "report" / "main.tex"),
+                         *report_check_flags()]) == 0

@@ -7,7 +7,7 @@ import torch
 
 from mnist_diffusion.diffusion.ddpm import GaussianDiffusion
 from mnist_diffusion.errors import UserError
-from mnist_diffusion.diffusion.schedules import NoiseSchedule, cosine_betas, linear_betas, make_schedule
+from mnist_diffusion.diffusion.schedules import NoiseSchedule, check_steps, cosine_betas, linear_betas, make_schedule
 
 
 @pytest.mark.parametrize("name", ["linear", "cosine"])
@@ -92,7 +92,14 @@ def test_markov_chain_of_single_steps_matches_the_closed_form():
 def test_bad_schedule_arguments_are_user_errors():
     with pytest.raises(UserError, match="unknown noise schedule"):
         make_schedule("quadratic", 10)
-    with pytest.raises(UserError, match="T must be"):
+    with pytest.raises(UserError, match=r"^diffusion.T must be >= 1, got 0$"):
         make_schedule("linear", 0)
     with pytest.raises(UserError, match="beta_1"):
         make_schedule("linear", 10, beta_1=0.5, beta_T=0.1)
+
+
+def test_the_step_count_check_names_the_setting():
+    assert check_steps(1, "cold.T") == 1 and check_steps(1000) == 1000
+    for bad in (0, -3):
+        with pytest.raises(UserError, match=rf"^cold.T must be >= 1, got {bad}$"):
+            check_steps(bad, "cold.T")

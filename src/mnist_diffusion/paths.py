@@ -1,20 +1,20 @@
-"""Where things live (repository root, data root, run folders, the active profile) and how files are written:
-atomically, so that a reader sees the old file or the new one, never a torn one (sessions end by killing
-processes mid-write; checkpoints, MNIST IDX files, the evaluation cache and sample files all go through here)."""
+"""Where things live (repository root, data root; each scale's folders are in :mod:`mnist_diffusion.scale`) and
+how files are written: atomically, so that a reader sees the old file or the new one, never a torn one (sessions
+end by killing processes mid-write; checkpoints, MNIST IDX files, the evaluation cache and sample files all go through here).
+Also the one kind of in-process cache (:func:`memo`) and the one function that empties them all (:func:`clear_caches`)."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 #: Environment variable naming the data root (a folder holding ``MNIST/raw``).
 DATA_ENV = "MNIST_DIFFUSION_DATA"
-#: Environment variable selecting a profile (``smoke`` shrinks everything to seconds).
-PROFILE_ENV = "MNIST_DIFFUSION_PROFILE"
-PROFILES = ("full", "smoke")
 
 
 def repo_root() -> Path:
@@ -35,21 +35,6 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
         return Path(env).expanduser()
     return repo_root() / "data"
 
-
-def active_profile(profile: str | None = None) -> str:
-    """The profile: the argument, else ``$MNIST_DIFFUSION_PROFILE``, else ``full``."""
-    from mnist_diffusion.errors import UserError
-
-    chosen = profile or os.environ.get(PROFILE_ENV) or "full"
-    if chosen not in PROFILES:
-        raise UserError(f"unknown profile {chosen!r}; choose one of {', '.join(PROFILES)}")
-    return chosen
-
-
-def runs_root(profile: str = "full") -> Path:
-    """Folder for training runs. Smoke runs go to a scratch folder beside them, never into ``results/``."""
-    base = repo_root() / "runs"
-    return base / "smoke" if profile == "smoke" else base
 
 def stage(path: Path, chunks: Iterable[bytes]) -> Path:
     """Write ``chunks`` to a fresh temporary file beside ``path`` and fsync it; return the temporary path.
@@ -81,3 +66,31 @@ def write_atomic(path: str | os.PathLike, chunks: Iterable[bytes]) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+_Function = TypeVar("_Function", bound=Callable)
+_Container = TypeVar("_Container", dict, set)
+#: The ``clear`` of every in-process cache, called by :func:`clear_caches`.
+_CACHES: list[Callable[[], None]] = []
+
+
+def memo(maxsize: int | None) -> Callable[[_Function], _Function]:
+    """``functools.lru_cache(maxsize)`` that :func:`clear_caches` empties: every in-process cache is made with it."""
+    def decorate(function: _Function) -> _Function:
+        cached = functools.lru_cache(maxsize=maxsize)(function)
+        _CACHES.append(cached.cache_clear)
+        return cached  # type: ignore[return-value]
+    return decorate
+
+
+def memo_container(container: _Container) -> _Container:
+    """Register a dict or set that serves as a cache (one :func:`memo` cannot express) with :func:`clear_caches`."""
+    _CACHES.append(container.clear)
+    return container
+
+
+def clear_caches() -> None:
+    """Empty every :func:`memo` cache (loaded MNIST tensors and checks, networks, reference statistics, floors); files
+    on disk stay. For tests that switch data or cache folders, or after files were replaced."""
+    for clear in _CACHES:
+        clear()

@@ -1,9 +1,9 @@
 """A Gaussian mixture p(z) = sum_k pi_k N(z; mu_k, Sigma_k) with full covariances, fitted by expectation-maximisation.
 
 Used as a parametric prior for a cold model's data-free endpoint: Bansal et al. (2022) draw the blur endpoint's
-colour from a mixture fitted to the training images' mean colours; :class:`~mnist_diffusion.cold.degradations.
-TracedPalimpsest` can draw its 16 trace numbers from one fitted to the training digits' traces instead of
-picking a training digit's trace. Everything is batched over points and components (no Python loop over data).
+colour from a mixture fitted to the training images' mean colours; the traced palimpsest can draw its 16 trace
+numbers from one fitted to the training digits' traces instead of picking a training digit's trace
+(:class:`~mnist_diffusion.cold.trace_prior.MixtureTraces`). Everything is batched over points and components (no Python loop over data).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mnist_diffusion.cold.degradations import Degradation, select_state
+from mnist_diffusion.cold.degradations.base import Degradation, select_state
 
 
 class ColdDiffusion:

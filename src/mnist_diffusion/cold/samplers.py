@@ -20,10 +20,11 @@ import torch
 from torch import Tensor, nn
 
 from mnist_diffusion.cold.restoration import ColdDiffusion
-from mnist_diffusion.cold.degradations import State
+from mnist_diffusion.cold.degradations.base import State
 from mnist_diffusion.errors import UserError
 from mnist_diffusion.diffusion.common import SampleResult, make_generator, record, steps_bar
 
+#: The samplers a cold-diffusion checkpoint accepts (``sample --sampler``, ``restore --sampler``).
 COLD_SAMPLERS = ("alg2", "alg1", "direct")
 
 
@@ -82,7 +83,9 @@ def cold_sample(
     """Unconditional generation: a fresh state per image, x_T from the data-free endpoint, then the sampler.
 
     ``prior``: for degradations with a choice of endpoint prior (``with_prior``, e.g. the traced palimpsest's
-    ``"training"`` or ``"mixture"``), the one to draw states from; None keeps the degradation's own."""
+    :data:`~mnist_diffusion.cold.trace_prior.TRACE_PRIORS`), the one to draw states from; None keeps the
+    degradation's own. Returns images float [n, 1, 28, 28] clamped to [-1, 1]. The only randomness is the state
+    (x_T is a function of it), drawn from one generator seeded with ``seed`` on the process's device."""
     generator = make_generator(seed, cold.device)
     degradation = cold.degradation
     if prior is not None:

@@ -21,7 +21,19 @@ from torch import Tensor
 
 from mnist_diffusion.errors import UserError
 
+#: The noise schedules :func:`make_schedule` builds (``diffusion.schedule``).
 SCHEDULES = ("linear", "cosine")
+
+
+def check_steps(T: int, name: str = "T") -> int:
+    """Return ``T`` if it is a valid number of steps (T >= 1), else raise a one-line UserError naming ``name``.
+
+    The one check of a step count, shared by the schedules, the degradations and config validation
+    (``name`` is how the user wrote it, e.g. ``"diffusion.T"`` or ``"cold.T"``).
+    """
+    if T < 1:
+        raise UserError(f"{name} must be >= 1, got {T}")
+    return T
 
 
 def linear_betas(T: int, beta_1: float = 1e-4, beta_T: float = 0.02) -> Tensor:
@@ -74,9 +86,8 @@ class NoiseSchedule:
 
 
 def make_schedule(name: str, T: int, beta_1: float = 1e-4, beta_T: float = 0.02, cosine_s: float = 0.008) -> NoiseSchedule:
-    """Build a named schedule ('linear' or 'cosine') with T steps."""
-    if T < 1:
-        raise UserError(f"diffusion.T must be a positive number of steps, got {T}")
+    """The named schedule (one of :data:`SCHEDULES`) with T >= 1 steps: its ``beta`` is float64 [T + 1], beta_0 = 0."""
+    check_steps(T, "diffusion.T")
     if name == "linear":
         if not 0 < beta_1 <= beta_T < 1:
             raise UserError(f"linear schedule needs 0 < beta_1 <= beta_T < 1, got beta_1={beta_1}, beta_T={beta_T}")

@@ -7,29 +7,31 @@ Public API (what notebooks use)::
     print(metrics_table(result))
     floors(10_000)["metrics"]["fid"]["value"]
 
-Modules: ``classifier`` (network, weights, hash), ``classifier_training``, ``images`` (input checks, npz files),
-``features``, ``distances``, ``fid``, ``kid``, ``prdc``, ``labels``, ``memorisation``, ``definitions`` (the metric
-list), ``metrics`` (one set's suite), ``reference`` (the test reference), ``real_floors``, ``inception``, ``cache``,
-``report`` (table, JSON), ``inspect`` (per-sample verdicts, nearest training images), ``api``.
+Modules, each building on the ones before it:
+
+* :mod:`.features`: input checks (uint8 [N, 28, 28] arrays, the ``sample`` command's npz files), classifier
+  outputs and pixel vectors, chunked distances, single-threaded symmetric eigendecompositions.
+* :mod:`.classifier`: the feature network, its committed weights and their hash, and how they were trained.
+* :mod:`.memorisation`: the pixel-space memorisation check and its exact pruned radius search.
+* :mod:`.metrics`: the metric definitions (:data:`METRICS`, :data:`METRICS_VERSION`), FID, KID,
+  precision/recall/density/coverage, label metrics, and one image set's whole suite.
+* :mod:`.reference`: the real side: the test reference, the real-data floors, and their cache on disk.
+* :mod:`.inception`: optional Inception-FID on the standard scale.
+* :mod:`.api`: :func:`evaluate` and :func:`floors`, the result table and JSON, per-sample inspection.
+
+Importing this package imports torch (about a second): command-line code imports it only when a command needs it.
+Caches held in memory are emptied by :func:`mnist_diffusion.paths.clear_caches`.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mnist_diffusion.evaluation.api import (best_and_worst, classify, evaluate, floors, metrics_table,
+                                            nearest_training, write_metrics)
+from mnist_diffusion.evaluation.classifier import load_classifier
+from mnist_diffusion.evaluation.features import as_uint8_images, load_sample_file
+from mnist_diffusion.evaluation.metrics import METRICS, METRICS_VERSION
 
-#: Public name -> the module defining it; imported on first use, so that ``python -m mnist_diffusion``'s other
-#: subcommands do not pay for the evaluation's imports.
-_EXPORTS = {
-    "evaluate": "api", "floors": "api", "metrics_table": "report", "write_metrics": "report",
-    "load_classifier": "classifier", "load_sample_file": "images", "as_uint8_images": "images",
-    "METRICS": "definitions", "METRICS_VERSION": "definitions",
-    "classify": "inspect", "nearest_training": "inspect", "best_and_worst": "inspect",
-}
-__all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+__all__ = [
+    "evaluate", "floors", "metrics_table", "write_metrics", "load_classifier", "load_sample_file", "as_uint8_images",
+    "METRICS", "METRICS_VERSION", "classify", "nearest_training", "best_and_worst",
+]

@@ -1,29 +1,39 @@
-"""The evaluation's Python API, as notebooks use it: ``evaluate(images) -> dict`` and ``floors(n) -> dict``.
+"""The evaluation's Python API, as notebooks use it: ``evaluate(images) -> dict`` and ``floors(n) -> dict``, the
+readable table and JSON file of a result, and per-sample inspection.
 
 >>> from mnist_diffusion.evaluation import evaluate
 >>> result = evaluate([images_seed0, images_seed1, images_seed2])   # uint8 [N, 28, 28] each
 >>> result["metrics"]["fid"]            # {"value": mean, "std": std over sets, "values": [...], "floor": ..., ...}
+>>> print(metrics_table(result))        # metric | value | floor | better
 
 Several image sets (one per sampling seed) give mean +- std over sets; a single array is one set.
+
+Inspection (:func:`classify`, :func:`best_and_worst`, :func:`nearest_training`) feeds the notebooks' "good and
+bad samples", label-histogram and memorisation figures; the numbers in tables come from :func:`evaluate`.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import torch
+from torch import Tensor
 
 from mnist_diffusion.errors import UserError
+from mnist_diffusion.evaluation import inception as inception_module
 from mnist_diffusion.evaluation.classifier import load_classifier
-from mnist_diffusion.evaluation.definitions import INCEPTION_METRIC, METRICS, METRICS_VERSION, versions
-from mnist_diffusion.evaluation.features import classifier_outputs
-from mnist_diffusion.evaluation.images import as_uint8_images
-from mnist_diffusion.evaluation.labels import label_histogram
-from mnist_diffusion.evaluation.metrics import set_metrics
-from mnist_diffusion.evaluation.real_floors import get_floors, summarise
-from mnist_diffusion.evaluation.reference import MAX_N, check_n, get_memorisation_reference, get_reference
+from mnist_diffusion.evaluation.features import as_uint8_images, classifier_outputs, pixel_vectors, squared_distances
+from mnist_diffusion.evaluation.memorisation import training_pixels
+from mnist_diffusion.evaluation.metrics import (INCEPTION_METRIC, METRICS, METRICS_VERSION, SPECS, label_histogram,
+                                                set_metrics, versions)
+from mnist_diffusion.evaluation.reference import (FLOOR_FORMAT, MAX_N, check_n, get_floors,
+                                                  get_memorisation_reference, get_reference, save_json, summarise)
 
 RESULT_FORMAT = "mnist-diffusion-metrics/1"
 #: How many sample sets (seeds) final numbers average over.
@@ -105,8 +115,6 @@ def evaluate(images: Any, *, n: int | None = None, seeds: Sequence[int | None] |
     floor_data = get_floors(classifier, n, device, progress) if with_floors else None
     floor_table = dict(floor_data["metrics"]) if floor_data else {}
     if inception:
-        from mnist_diffusion.evaluation import inception as inception_module
-
         reason = inception_module.unavailable_reason()
         if reason:
             notes.append(reason)
@@ -158,8 +166,6 @@ def floors(n: int = MAX_N, *, inception: bool = False, device: str = "cpu", prog
     result = dict(get_floors(classifier, n, device, progress))
     result["metrics"] = dict(result["metrics"])
     if inception:
-        from mnist_diffusion.evaluation import inception as inception_module
-
         reason = inception_module.unavailable_reason()
         if reason:
             result["notes"] = [reason]
@@ -168,3 +174,104 @@ def floors(n: int = MAX_N, *, inception: bool = False, device: str = "cpu", prog
             result["metrics"][INCEPTION_METRIC.key] = {**{k: floor[k] for k in ("value", "std", "values")},
                                                        "inception_sha256": inception_module.INCEPTION_SHA256}
     return result
+
+
+# ------------------------------------------------------------------------------------------------ table and JSON
+
+
+def format_number(value: float | None) -> str:
+    """Four significant digits; ``-`` for a missing value."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.4g}"
+
+
+def format_mean_std(value: float | None, std: float | None) -> str:
+    """``mean ± std`` (or the mean alone when there is no std)."""
+    return format_number(value) if std is None else f"{format_number(value)} ± {format_number(std)}"
+
+
+def metrics_table(result: dict[str, Any]) -> str:
+    """The result of :func:`evaluate` (or :func:`floors`) as an aligned plain-text table."""
+    is_floors = result.get("format") == FLOOR_FORMAT
+    header = ["metric", "floor (real train vs test)" if is_floors else "value", "floor (real train vs test)", "better"]
+    rows = []
+    for key, row in result["metrics"].items():
+        label = row.get("label") or (SPECS[key].label if key in SPECS else key)
+        if is_floors:
+            rows.append([label, format_mean_std(row["value"], row["std"])])
+        else:
+            rows.append([label, format_mean_std(row["value"], row["std"]), format_mean_std(row["floor"], row["floor_std"]),
+                         row["better"]])
+    header = header[:2] if is_floors else header
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join([_title(result, is_floors), *lines, *(f"note: {n}" for n in result.get("notes", []))])
+
+
+def _title(result: dict[str, Any], is_floors: bool) -> str:
+    n = f"N = {result['n']:,}"
+    classifier = f"classifier {result['classifier_sha256'][:16]}"
+    if is_floors:
+        return f"real-data floors, {n}, mean ± std over {result['sets']} training subsets, {classifier}"
+    seeds = [s for s in result["seeds"] if s is not None]
+    seed_text = f" (seeds {', '.join(map(str, seeds))})" if seeds else ""
+    sets = f"{result['sets']} sample set{'s' if result['sets'] > 1 else ''}{seed_text}"
+    return f"{n}, {sets}, value = mean ± std over sets, {classifier}"
+
+
+def write_metrics(result: dict[str, Any], path: str | Path) -> Path:
+    """Write a result dict as indented JSON (atomically) and return the path."""
+    path = Path(path)
+    save_json(path, result)
+    return path
+
+
+# ------------------------------------------------------------------------------------------------ inspection
+
+
+@dataclass(frozen=True)
+class Verdicts:
+    """The classifier's reading of N images: predicted digit int64 [N], its probability float32 [N] in [0, 1],
+    and the predicted-label histogram float64 [10] (shares summing to 1)."""
+
+    labels: Tensor
+    confidence: Tensor
+    histogram: Tensor
+
+    def ranked(self, k: int) -> tuple[Tensor, Tensor]:
+        """Indices of the ``k`` most and the ``k`` least confidently classified images (most/least first)."""
+        order = torch.argsort(self.confidence, descending=True, stable=True)
+        return order[:k], order.flip(0)[:k]
+
+
+def classify(images: Any) -> Verdicts:
+    """Classify uint8 images [N, 28, 28] with the evaluation's committed classifier."""
+    images = as_uint8_images(images)
+    probs = classifier_outputs(load_classifier().network, images).probs
+    confidence, labels = probs.max(dim=1)
+    return Verdicts(labels, confidence, label_histogram(probs))
+
+
+def best_and_worst(images: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` most and the ``k`` least confidently classified of uint8 images [N, 28, 28] (numpy), most/least first."""
+    images = np.asarray(images)
+    best, worst = classify(images).ranked(k)
+    return images[best.numpy()], images[worst.numpy()]
+
+
+def nearest_training(images: Any, chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """For uint8 images [N, 28, 28]: the nearest of the 60,000 training images in pixel space (pixels in [0, 1]).
+
+    Returns (index int64 [N] into the training split, distance float32 [N])."""
+    queries = pixel_vectors(as_uint8_images(images))
+    keys = training_pixels()
+    key_sq = keys.square().sum(dim=1)
+    index, distance = [], []
+    for q in queries.split(chunk):
+        d2 = squared_distances(q, keys, key_sq)
+        best, where = d2.min(dim=1)
+        index.append(where)
+        distance.append(best.sqrt())
+    return torch.cat(index).numpy(), torch.cat(distance).numpy()

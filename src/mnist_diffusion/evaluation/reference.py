@@ -1,32 +1,102 @@
-"""The real reference every set is compared with: N images of MNIST's test split, and their statistics.
+"""The real side of every comparison: the test reference, the real-data floors, and their cache on disk.
 
-At size N the reference is the first N images of a fixed permutation of the 10,000 test images
-(seed :data:`REFERENCE_SEED`; N = 10,000 is the whole test set), so a sample set of N images is
-always compared with N real images, and smaller N keep the digits' proportions. Its statistics
-(classifier features, fitted Gaussian, k-NN radii, predicted-label histogram) are cached on disk
-per classifier hash and N; the memorisation threshold, which depends on the MNIST files alone,
-is cached once.
+* The reference. At size N it is the first N images of a fixed permutation of MNIST's 10,000 test images
+  (seed :data:`REFERENCE_SEED`; N = 10,000 is the whole test set), so a sample set of N images is always
+  compared with N real images, and smaller N keep the digits' proportions. Its statistics (classifier
+  features, fitted Gaussian, k-NN radii, predicted-label histogram) are cached on disk per classifier hash
+  and N; the memorisation threshold, which depends on the MNIST files alone, is cached once.
+* The floors: what each metric gives for *real* images, the best a model can hope for at that N. The floor
+  at size N evaluates N real **training** images against the size-N test reference, exactly as a model's N
+  samples are evaluated: mean and std over :data:`FLOOR_SETS` disjoint training subsets (blocks of one fixed
+  permutation of the 60,000). One exception: the memorisation floor is measured on the reference's held-out
+  *test* images (about 1 % by construction), since training images are their own nearest training image and
+  would trivially score 100 %. Floors are cached per classifier hash, N and metrics version
+  (``<cache>/evaluation/<hash>/floors_n<N>.json``); ``results/floors/<hash>_n<N>.json`` in the repository holds
+  the committed floors for the report, and when present and matching it is used instead of recomputing.
+* The cache on disk: ``$MNIST_DIFFUSION_CACHE``, else ``<repo>/.cache`` (gitignored). Inside,
+  ``evaluation/<key>/`` where ``key`` is the first 16 hex digits of the classifier's (or Inception network's)
+  sha256, or ``pixels`` for what depends on the MNIST files alone. Every entry also stores the metadata it
+  was made with (:func:`load_tensors` compares it), so a stale or foreign entry is recomputed, never reused.
+  Writes are atomic (temporary file + rename); an unreadable entry is treated as missing. Within a process,
+  what was loaded is also held in memory (:func:`mnist_diffusion.paths.clear_caches` forgets it).
 """
 
 from __future__ import annotations
 
-import functools
+import io
+import json
 import numbers
+import os
+import statistics
+import sys
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from mnist_diffusion.data import RAW_FILES, mnist_tensors
 from mnist_diffusion.errors import UserError
-from mnist_diffusion.evaluation.cache import cache_folder, cache_root, load_tensors, save_tensors
 from mnist_diffusion.evaluation.classifier import LoadedClassifier
-from mnist_diffusion.evaluation.definitions import METRICS_VERSION
 from mnist_diffusion.evaluation.features import classifier_outputs
-from mnist_diffusion.evaluation.fid import GaussianStats, gaussian_stats
-from mnist_diffusion.evaluation.labels import label_histogram
-from mnist_diffusion.evaluation.memorisation import MEMORISATION_QUANTILE, MemorisationReference, memorisation_reference
-from mnist_diffusion.evaluation.prdc import RealManifold, real_manifold
+from mnist_diffusion.evaluation.memorisation import (MEMORISATION_QUANTILE, MemorisationReference,
+                                                     memorisation_reference, memorised_share)
+from mnist_diffusion.evaluation.metrics import (METRICS, METRICS_VERSION, GaussianStats, RealManifold,
+                                                classifier_metrics, gaussian_stats, label_histogram, real_manifold,
+                                                versions)
+from mnist_diffusion.paths import memo, repo_root, write_atomic
+
+# ------------------------------------------------------------------------------------------------ cache on disk
+
+CACHE_ENV = "MNIST_DIFFUSION_CACHE"
+
+
+def cache_root() -> Path:
+    """``$MNIST_DIFFUSION_CACHE`` if set, else ``<repo>/.cache``."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else repo_root() / ".cache"
+
+
+def cache_folder(key: str) -> Path:
+    """``<cache root>/evaluation/<key>`` (not created)."""
+    return cache_root() / "evaluation" / key
+
+
+def save_tensors(path: Path, payload: dict[str, Any], meta: dict[str, Any]) -> None:
+    """Store tensors and builtins (``payload``) with the ``meta`` they depend on, atomically."""
+    buffer = io.BytesIO()
+    torch.save({"meta": meta, "payload": payload}, buffer)
+    write_atomic(path, [buffer.getvalue()])
+
+
+def load_tensors(path: Path, meta: dict[str, Any]) -> dict[str, Any] | None:
+    """The payload stored at ``path`` if it exists, is readable and was made with exactly ``meta``; else None."""
+    if not path.is_file():
+        return None
+    try:
+        stored = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - a damaged cache entry is recomputed
+        return None
+    if not isinstance(stored, dict) or stored.get("meta") != meta:
+        return None
+    return stored.get("payload")
+
+
+def save_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
+    write_atomic(path, [(json.dumps(obj, indent=2) + "\n").encode()])
+
+
+def load_json(path: Path) -> Any | None:
+    """Parsed JSON at ``path``, or None when missing or unreadable."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+# ------------------------------------------------------------------------------------------------ the reference
 
 TEST_SIZE = 10_000
 #: Largest N: the reference cannot hold more images than the test split.
@@ -90,7 +160,7 @@ def build_reference(classifier: LoadedClassifier, n: int, device: str = "cpu") -
                      label_histogram(outputs.probs))
 
 
-@functools.lru_cache(maxsize=8)
+@memo(maxsize=8)
 def _reference(classifier: LoadedClassifier, n: int, device: str, root: str) -> Reference:
     path = cache_folder(classifier.short_hash) / f"reference_n{n}.pt"
     meta = _cache_meta(classifier, n)
@@ -114,7 +184,7 @@ def get_reference(classifier: LoadedClassifier, n: int, device: str = "cpu") -> 
     return _reference(classifier, check_n(n), str(device), str(cache_root()))
 
 
-@functools.lru_cache(maxsize=1)
+@memo(maxsize=1)
 def _memorisation(cache_key: str) -> MemorisationReference:
     path = cache_folder("pixels") / "memorisation.pt"
     meta = {"kind": "memorisation", "metrics_version": METRICS_VERSION, "quantile": MEMORISATION_QUANTILE,
@@ -132,7 +202,90 @@ def get_memorisation_reference() -> MemorisationReference:
     return _memorisation(str(cache_root()))
 
 
-def clear_memory_caches() -> None:
-    """Forget references held in memory (the disk cache stays); for tests that switch cache folders."""
-    _reference.cache_clear()
-    _memorisation.cache_clear()
+# ------------------------------------------------------------------------------------------------ real-data floors
+
+#: Number of disjoint training subsets the floor is averaged over.
+FLOOR_SETS = 3
+#: Seed of the permutation of the training split whose consecutive blocks are the floor's subsets.
+FLOOR_SEED = 1
+FLOOR_FORMAT = "mnist-diffusion-floors/1"
+
+
+def floor_training_indices(n: int, sets: int = FLOOR_SETS) -> list[Tensor]:
+    """``sets`` disjoint int64 [n] index sets into the training split (consecutive blocks of one permutation)."""
+    check_n(n)
+    order = torch.randperm(60_000, generator=torch.Generator().manual_seed(FLOOR_SEED))
+    return list(order[: n * sets].split(n))
+
+
+def summarise(values: list[float]) -> dict[str, Any]:
+    """``{"value": mean, "std": sample std (None for one value), "values": [...]}`` of per-set values."""
+    return {"value": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else None,
+            "values": list(values)}
+
+
+def committed_floors_path(classifier: LoadedClassifier, n: int) -> Path:
+    """Where the repository keeps the committed floors: ``results/floors/<hash16>_n<N>.json``."""
+    return repo_root() / "results" / "floors" / f"{classifier.short_hash}_n{n}.json"
+
+
+def _matches(floors: Any, classifier: LoadedClassifier, n: int) -> bool:
+    return (isinstance(floors, dict) and floors.get("format") == FLOOR_FORMAT
+            and floors.get("classifier_sha256") == classifier.sha256 and floors.get("n") == n
+            and floors.get("metrics_version") == METRICS_VERSION and floors.get("sets") == FLOOR_SETS)
+
+
+def compute_floors(classifier: LoadedClassifier, n: int, device: str = "cpu", progress: bool = False) -> dict[str, Any]:
+    """Evaluate :data:`FLOOR_SETS` disjoint sets of n training images against the size-n reference."""
+    reference = get_reference(classifier, n, device)
+    train_images = mnist_tensors("train")[0]
+    per_set = []
+    for i, index in enumerate(floor_training_indices(n)):
+        if progress:
+            print(f"floors: training subset {i + 1}/{FLOOR_SETS} (N = {n})", file=sys.stderr, flush=True)
+        outputs = classifier_outputs(classifier.network, train_images[index], device=device)
+        per_set.append(classifier_metrics(outputs, reference))
+    memorisation = get_memorisation_reference()
+    held_out = memorised_share(memorisation.test_nearest[reference.indices], memorisation.threshold)
+    metrics = {}
+    for spec in METRICS:
+        metrics[spec.key] = summarise([held_out] if spec.key == "memorisation" else [s[spec.key] for s in per_set])
+    return {
+        "format": FLOOR_FORMAT,
+        "classifier_sha256": classifier.sha256,
+        "metrics_version": METRICS_VERSION,
+        "n": n,
+        "sets": FLOOR_SETS,
+        "definition": (f"{FLOOR_SETS} disjoint sets of {n} MNIST training images (permutation seed {FLOOR_SEED}) vs "
+                       f"{n} test images (permutation seed {REFERENCE_SEED}); memorisation: the {n} held-out test "
+                       f"images themselves"),
+        "memorisation_threshold": memorisation.threshold,
+        "metrics": metrics,
+        "versions": versions(),
+    }
+
+
+@memo(maxsize=None)
+def _floors(classifier: LoadedClassifier, n: int, root: str, device: str, progress: bool) -> dict[str, Any]:
+    path = cache_folder(classifier.short_hash) / f"floors_n{n}.json"
+    found = next((f for f in map(load_json, (path, committed_floors_path(classifier, n))) if _matches(f, classifier, n)),
+                 None)
+    if found is None:
+        found = compute_floors(classifier, n, device, progress)
+        save_json(path, found)
+    return found
+
+
+def get_floors(classifier: LoadedClassifier, n: int, device: str = "cpu", progress: bool = False) -> dict[str, Any]:
+    """The floors at size n: from memory, the cache, the committed results file, or computed (then cached).
+
+    The returned dict is shared with later calls: copy before changing it.
+    """
+    return _floors(classifier, check_n(n), str(cache_root()), str(device), bool(progress))
+
+
+def write_committed_floors(floors: dict[str, Any], classifier: LoadedClassifier, path: Path | None = None) -> Path:
+    """Write floors to ``results/floors/<hash16>_n<N>.json`` (or ``path``); returns the path."""
+    target = path or committed_floors_path(classifier, floors["n"])
+    save_json(target, floors)
+    return target

@@ -43,17 +43,26 @@ def _collapse_taps(weight: Tensor, dim: int) -> Tensor:
 def upsample_conv(x: Tensor, conv: nn.Conv2d) -> Tensor:
     """``conv(F.interpolate(x, scale_factor=2, mode="nearest"))`` for a 3x3 conv with padding 1: [B, C, H, W] -> [B, O, 2H, 2W].
 
-    On NCHW tensors this uses the sub-pixel form, which gives the same result (to float rounding) with the same
-    parameters. After a nearest x2 upsampling, the output pixel (2i + a, 2j + b) only sees input rows i - 1, i
-    (a = 0) or i, i + 1 (a = 1), and likewise columns, so its 3x3 kernel collapses to a 2x2 one whose taps are
-    sums of the original taps. One 2x2 convolution (padding 1) of the *small* image with the four collapsed kernels
-    stacked as 4 x O output channels gives all four parities on an (H + 1) x (W + 1) grid; parity (a, b) is that
-    grid's H x W window at offset (a, b), and the four windows are interleaved into the output. That is 16 instead
-    of 36 multiply-adds per output value and no upsampled tensor: about 1.5x faster forward + backward on a
-    2-core CPU. On channels_last tensors oneDNN's 3x3 kernel on the upsampled image is as fast, so it is used.
+    The faster form for the tensor's layout: on NCHW tensors the sub-pixel form (:func:`subpixel_upsample_conv`,
+    about 1.5x faster forward + backward on a 2-core CPU); on channels_last tensors oneDNN's 3x3 kernel on the
+    upsampled image is as fast, so that is used as written.
     """
     if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
         return conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+    return subpixel_upsample_conv(x, conv)
+
+
+def subpixel_upsample_conv(x: Tensor, conv: nn.Conv2d) -> Tensor:
+    """The sub-pixel form of ``conv(F.interpolate(x, scale_factor=2, mode="nearest"))``, x [B, C, H, W] in any memory
+    layout, for a 3x3 conv with padding 1: [B, O, 2H, 2W], equal to float rounding with the same parameters.
+
+    After a nearest x2 upsampling, the output pixel (2i + a, 2j + b) only sees input rows i - 1, i (a = 0) or
+    i, i + 1 (a = 1), and likewise columns, so its 3x3 kernel collapses to a 2x2 one whose taps are sums of the
+    original taps. One 2x2 convolution (padding 1) of the *small* image with the four collapsed kernels stacked as
+    4 x O output channels gives all four parities on an (H + 1) x (W + 1) grid; parity (a, b) is that grid's H x W
+    window at offset (a, b), and the four windows are interleaved into the output. That is 16 instead of 36
+    multiply-adds per output value and no upsampled tensor.
+    """
     batch, c_in, height, width = x.shape
     c_out = conv.out_channels
     kernels = _collapse_taps(_collapse_taps(conv.weight, 2), 4).transpose(0, 1)  # [2 (a), 2 (b), O, C, 2, 2]

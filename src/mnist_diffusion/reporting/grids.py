@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from torch import Tensor
+
+from mnist_diffusion.reporting.figure_files import write_figure_file
 
 
 def tile(images: np.ndarray | Tensor, ncol: int | None = None, pad: int = 2, pad_value: int = 255) -> np.ndarray:
@@ -30,5 +33,7 @@ def save_grid(images: np.ndarray | Tensor, path: str | Path, ncol: int | None = 
     picture = Image.fromarray(tile(images, ncol))
     if scale > 1:
         picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
-    picture.save(path)
+    encoded = io.BytesIO()
+    picture.save(encoded, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
+    write_figure_file(path, encoded.getvalue())  # an existing file showing the same picture is kept
     return path

@@ -1,24 +1,58 @@
 """Matplotlib figures for the notebooks and the report, and where they are saved.
 
 Every function returns a ``matplotlib.figure.Figure``; :func:`save_figure` writes it as vector PDF (for the
-report) and PNG (for the README) under ``figures/``, or under ``runs/smoke/figures/`` in the smoke profile so
-that tests never overwrite the committed figures. Images are uint8 [N, 28, 28] (0 = black, as in MNIST) and are
+report) and PNG (for the README) under the scale's figures folder: ``figures/``, or under the smoke scale the
+scratch folder's ``figures/`` (outside the repository), so that tests never overwrite the committed figures. Images are uint8 [N, 28, 28] (0 = black, as in MNIST) and are
 drawn white-on-black, as MNIST digits are.
+
+Sizes are the printed sizes: a figure made ``k * TEXT_WIDTH`` wide (legends and labels included) is printed at
+``k\\linewidth`` in the report, so its 7-8 pt text prints at 7-8 pt (``scripts/check_latex_log.py`` fails the
+report's build on figure text below 7 pt). No function lets a legend or a label reach past the width it was given.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mnist_diffusion.reporting.figure_files import write_figure_file
 from mnist_diffusion.reporting.grids import tile
-from mnist_diffusion.paths import active_profile, repo_root, runs_root
+from mnist_diffusion.scale import Scale, resolve_scale
 
-#: Width of a figure spanning the report's text column, in inches.
+#: Width of a figure spanning the report's text column, in inches (the column is 6.38 in: a little to spare).
 TEXT_WIDTH = 6.3
+#: Size of the labels drawn beside image rows and above image columns, in points (the report's smallest text).
+LABEL_POINTS = 7
+
+
+def _text_inches(texts: Sequence[str], points: float = LABEL_POINTS) -> float:
+    """Width of the widest of ``texts`` set in matplotlib's default font at ``points``, in inches."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextPath
+
+    font = FontProperties(size=points)
+    return max((TextPath((0, 0), text, prop=font).get_extents().width for text in texts if text), default=0.0) / 72
+
+
+def _legend_above(fig: Any, handles: Sequence[Any], labels: Sequence[str]) -> Any:
+    """One legend centred above the figure, in as many columns as fit within the figure's width (at least one):
+    ``save_figure``'s tight bounding box makes room for it above, but nothing may widen the figure."""
+    width, height = fig.get_size_inches() * fig.dpi
+    renderer = fig.canvas.get_renderer()
+    top = max(ax.get_tightbbox(renderer).y1 for ax in fig.axes) / height  # just above the axes' titles and ticks
+    legend = None
+    for ncol in range(len(labels), 0, -1):
+        if legend is not None:
+            legend.remove()
+        legend = fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, top), ncol=ncol,
+                            frameon=False, borderaxespad=0.2)
+        if legend.get_window_extent(renderer).width <= width:
+            break
+    return legend
 
 
 def _pyplot():
@@ -34,20 +68,25 @@ def _pyplot():
     return plt
 
 
-def figures_dir(profile: str | None = None) -> Path:
-    """``figures/`` (committed build outputs), or ``runs/smoke/figures/`` under the smoke profile."""
-    return runs_root("smoke") / "figures" if active_profile(profile) == "smoke" else repo_root() / "figures"
+def figures_dir(scale: Scale | str | None = None) -> Path:
+    """The scale's figures folder (default scale: ``$MNIST_DIFFUSION_PROFILE``): ``figures/`` (committed build
+    outputs), or the smoke scale's scratch ``figures/``."""
+    return resolve_scale(scale).figures_root()
 
 
-def save_figure(fig: Any, name: str, profile: str | None = None) -> list[Path]:
+def save_figure(fig: Any, name: str, scale: Scale | str | None = None) -> list[Path]:
     """Write ``<figures>/<name>.pdf`` and ``.png`` (stable names the report includes); returns both paths."""
-    folder = figures_dir(profile)
+    folder = figures_dir(scale)
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{name}.pdf", folder / f"{name}.png"]
     for path in paths:
-        # Fixed metadata keeps the PDF byte-stable between regenerations of the same figure.
+        # Fixed metadata (no creation date, no software in the PNG) keeps the files byte-stable between regenerations.
         metadata = {"CreationDate": None} if path.suffix == ".pdf" else {"Software": None}
-        fig.savefig(path, bbox_inches="tight", metadata=metadata)
+        rendered = io.BytesIO()
+        # a thin margin (the default is 0.1 in a side): a TEXT_WIDTH-wide figure then fits the report's column
+        fig.savefig(rendered, format=path.suffix[1:], bbox_inches="tight", pad_inches=0.02, metadata=metadata)
+        # kept as it is when it shows the same picture (samples drawn on another machine differ by a grey level)
+        write_figure_file(path, rendered.getvalue())
     return paths
 
 
@@ -91,8 +130,15 @@ def image_rows(rows: np.ndarray, column_labels: Sequence[str] | None = None, row
     """uint8 [R, C, 28, 28] as an R x C table of images with optional column and row labels (strips, trajectories)."""
     plt = _pyplot()
     r, c = rows.shape[:2]
-    fig, axes = plt.subplots(r, c, figsize=(width, width * r / c * 1.05), squeeze=False,
-                             gridspec_kw={"wspace": 0.04, "hspace": 0.04})
+    gap = 0.04  # between images, as a fraction of an image's side
+    pad = 4 / 72  # between a row label and its row (matplotlib's labelpad)
+    left = _text_inches(row_labels) + pad + 0.02 if row_labels is not None else 0.0  # the labels stay inside width
+    top = (LABEL_POINTS + 6) / 72 if column_labels is not None else 0.0
+    side = (width - left) / (c + gap * (c - 1))  # an image's side in inches
+    height = side * (r + gap * (r - 1)) + top
+    fig, axes = plt.subplots(r, c, figsize=(width, height), squeeze=False,
+                             gridspec_kw={"wspace": gap, "hspace": gap, "left": left / width, "right": 1.0,
+                                          "bottom": 0.0, "top": 1.0 - top / height})
     for i in range(r):
         for j in range(c):
             ax = axes[i, j]
@@ -100,9 +146,10 @@ def image_rows(rows: np.ndarray, column_labels: Sequence[str] | None = None, row
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0 and column_labels is not None:
-                ax.set_title(column_labels[j], fontsize=7)
+                ax.set_title(column_labels[j], fontsize=LABEL_POINTS, pad=3)
             if j == 0 and row_labels is not None:
-                ax.set_ylabel(row_labels[i], fontsize=7, rotation=0, ha="right", va="center")
+                ax.set_ylabel(row_labels[i], fontsize=LABEL_POINTS, rotation=0, ha="right", va="center",
+                              labelpad=pad * 72)
     return fig
 
 
@@ -144,8 +191,8 @@ def label_histograms(histograms: Mapping[str, np.ndarray], reference: np.ndarray
         ax.bar(digits - 0.4 + width * (i + 0.5), hist, width, label=name)
     ax.scatter(digits, reference, marker="_", s=150, color="black", label="test set", zorder=3)
     ax.set(xticks=digits, xlabel="predicted digit", ylabel="share of samples")
-    ax.legend(ncol=2, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)  # above: bars may reach the top
     fig.tight_layout()
+    _legend_above(fig, *ax.get_legend_handles_labels())  # above: bars may reach the top
     return fig
 
 
@@ -170,9 +217,7 @@ def metric_panels(panels: Mapping[str, Mapping[str, Sequence[tuple[float, float]
         ax.set(xscale="log" if xlog else "linear", yscale="log" if ylog else "linear", xlabel=xlabel)
     axes[0][0].set_ylabel(ylabel)
     fig.tight_layout()
-    # one legend above the panels (inside, it hid lines): save_figure's tight bounding box makes room for it
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2 * len(panels), frameon=False)
+    _legend_above(fig, *axes[0][0].get_legend_handles_labels())  # one legend above the panels (inside, it hid lines)
     return fig
 
 

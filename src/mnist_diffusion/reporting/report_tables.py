@@ -1,238 +1,30 @@
-"""Numbers and tables for the LaTeX report, generated from ``results/summary.json`` (never typed by hand).
+"""The report's tables and the README's results section, generated from ``results/summary.json`` (never typed).
 
 ``python -m mnist_diffusion report-tables`` writes ``report/generated/``:
 
-- ``results.tex``: one ``\\defresult{key}{value}`` line per number, each followed by a comment naming the JSON
-  path it came from (derived numbers name their formula). The report prints them with ``\\res{key}``, which
-  stops the build on an unknown key instead of printing nothing.
-- ``headline.tex``, ``study.tex``, ``steps.tex``, ``cold.tex``: tables whose cells are ``\\res{...}`` calls only.
-
-Keys read ``<run>/<evaluation>/<metric>`` (e.g. ``ddpm_unet/ddim-50_n10000/fid``), with ``/std``, ``/floor`` and
-``/floorstd`` variants, ``<run>/headline/<metric>`` for the run's headline evaluation, ``floor/<N>/<metric>``,
-``<run>/train/<quantity>``, ``<run>/restore/t<t>/<quantity>`` and ``derived/<name>``.
+- ``results.tex``: one ``\\defresult{key}{value}`` line per number (:mod:`.numbers`), each followed by a comment
+  naming the JSON path it came from (derived numbers name their formula). The report prints them with
+  ``\\res{key}``, which stops the build on an unknown key instead of printing nothing.
+- ``headline.tex``, ``study.tex``, ``steps.tex``, ``cold.tex``, ``targets.tex``: tables whose cells are
+  ``\\res{...}`` calls only.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from mnist_diffusion.reporting import readme
 from mnist_diffusion.errors import UserError
-from mnist_diffusion.experiments import final_curve_point
+from mnist_diffusion.experiments.registry import ANCESTRAL, SampleOptions, ddim, evaluation_key, parse_evaluation_key
 from mnist_diffusion.paths import repo_root
-
-#: Metrics shown in the tables, in order, with their labels.
-TABLE_METRICS = {
-    "fid": "classifier-FID", "kid": "KID", "precision": "precision", "recall": "recall", "density": "density",
-    "coverage": "coverage", "mnist_score": "MNIST score", "label_kl": "label KL (nats)",
-    "label_max_gap": "largest class gap", "confident_share": "confident share", "memorisation": "memorised share",
-    "inception_fid": "Inception-FID",
-}
-MODEL_LABELS = {"ddpm_baseline": "DDPM baseline", "ddpm_unet": "DDPM, our recipe",
-                "cold_palimpsest": "cold, palimpsest", "cold_blur": "cold, blur",
-                "cold_palimpsest_trace": "cold, palimpsest with trace"}
-
-
-def format_value(value: float | int | None) -> str:
-    """How every number is printed: integers, and anything of magnitude 1,000 or more rounded to an integer, with
-    thin-space thousands; other floats to 3 significant digits."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "--"
-    if isinstance(value, int) or abs(value) >= 1000:
-        return f"{value:,.0f}".replace(",", "\\,")
-    if value == 0:
-        return "0"
-    digits = max(3 - 1 - math.floor(math.log10(abs(value))), 0)
-    return f"{value:.{digits}f}"
-
-
-def format_with_std(value: float | None, std: float | None) -> tuple[str, str]:
-    """A mean and its standard deviation, printed together: the std to 2 significant digits and the mean rounded
-    to the same decimal place (85.52 and 0.57, 0.5890 and 0.0087), so neither claims more precision than the
-    other. Without a usable std, or for a mean of magnitude 1,000 or more, the mean prints as
-    :func:`format_value` prints it."""
-    bad = value is None or not math.isfinite(value) or std is None or not math.isfinite(std) or std <= 0
-    if bad:
-        return format_value(value), format_value(std)
-    decimals = max(2 - 1 - math.floor(math.log10(std)), 0)
-    if round(std, decimals) >= 10 ** (2 - decimals):  # 0.0996 rounds up to 0.10: one digit fewer
-        decimals = max(decimals - 1, 0)
-    std_text = f"{std:.{decimals}f}" if std < 1000 else format_value(std)
-    return (f"{value:.{decimals}f}" if abs(value) < 1000 else format_value(value)), std_text
-
-
-def parse_value(text: str) -> float:
-    """Inverse of :func:`format_value` (for tests)."""
-    return float(text.replace("\\,", ""))
-
-
-class Results:
-    """Collects ``key -> (printed value, source)``."""
-
-    def __init__(self) -> None:
-        self.entries: dict[str, tuple[str, str]] = {}
-        self.values: dict[str, float | int | None] = {}
-
-    def add(self, key: str, value: float | int | None, source: str, text: str | None = None) -> None:
-        """``source``: the value's JSON path in summary.json, or a formula (marked ``formula:``) for derived numbers.
-        ``text``: the printed form, when it is not :func:`format_value`'s."""
-        is_path = re.fullmatch(r"[\w.\-]+", source) is not None
-        self.entries[key] = (format_value(value) if text is None else text, source if is_path else f"formula: {source}")
-        self.values[key] = value
-
-    def add_with_std(self, key: str, value: float | None, std: float | None, source: str, std_source: str) -> None:
-        """``key`` and ``key/std`` (or ``<key>std`` when ``key`` ends in ``/floor``), printed by
-        :func:`format_with_std`; sources are JSON paths as in :meth:`add`."""
-        value_text, std_text = format_with_std(value, std)
-        self.add(key, value, source, value_text)
-        self.add(f"{key}std" if key.endswith("/floor") else f"{key}/std", std, std_source, std_text)
-
-    def tex(self) -> str:
-        lines = ["% Generated by `python -m mnist_diffusion report-tables` from results/summary.json; do not edit.",
-                 "% Each line: \\defresult{key}{value}% source (a JSON path in summary.json, or a formula)."]
-        lines += [f"\\defresult{{{key}}}{{{value}}}% {source}" for key, (value, source) in self.entries.items()]
-        return "\n".join(lines) + "\n"
-
-
-def _evaluation_entries(results: Results, run: str, where: str, key: str, evaluation: dict[str, Any],
-                        alias: str | None = None) -> None:
-    """Keys ``<run>/<alias or key>/...`` for one evaluation; sources name the JSON path under its real ``key``."""
-    name = alias or key
-    for metric, m in evaluation["metrics"].items():
-        base = f"{run}/{name}/{metric}"
-        path = f"{where}.evaluations.{key}.metrics.{metric}"
-        results.add_with_std(base, m["value"], m["std"], f"{path}.value", f"{path}.std")
-        results.add_with_std(f"{base}/floor", m["floor"], m["floor_std"], f"{path}.floor", f"{path}.floor_std")
-    seconds = evaluation["sampling_seconds"]
-    results.add(f"{run}/{name}/msperimage", 1000 * sum(seconds) / (evaluation["n"] * evaluation["sets"]),
-                f"1000 * sum({where}.evaluations.{key}.sampling_seconds) / (n * sets)")
-    results.add(f"{run}/{name}/n", evaluation["n"], f"{where}.evaluations.{key}.n")
-    results.add(f"{run}/{name}/sets", evaluation["sets"], f"{where}.evaluations.{key}.sets")
-
-
-def _run_entries(results: Results, run: str, where: str, record: dict[str, Any]) -> None:
-    for key, evaluation in record["evaluations"].items():
-        _evaluation_entries(results, run, where, key, evaluation)
-    head = record["evaluations"].get(record["headline"])
-    if head:
-        _evaluation_entries(results, run, where, record["headline"], head, alias="headline")
-    training = record["training"]
-    results.add(f"{run}/train/steps", training["steps"], f"{where}.training.steps")
-    results.add(f"{run}/train/images", training.get("images_seen"), f"{where}.training.images_seen")
-    results.add(f"{run}/train/epochs", training.get("images_seen", 0) / 60_000, f"{where}.training.images_seen / 60000")
-    results.add(f"{run}/train/minutes", training.get("train_seconds", 0) / 60, f"{where}.training.train_seconds / 60")
-    results.add(f"{run}/train/hours", training.get("train_seconds", 0) / 3600, f"{where}.training.train_seconds / 3600")
-    for name, r in (record.get("restoration") or {}).items():
-        for quantity in ("l1_degraded", "l1_restored"):
-            results.add(f"{run}/restore/{name}/{quantity.replace('_', '')}", r[quantity],
-                        f"{where}.restoration.{name}.{quantity}")
-    endpoint = record.get("endpoint")
-    if endpoint:
-        for quantity in ("n", "estimates", "test_images"):
-            results.add(f"{run}/endpoint/{quantity.replace('_', '')}", endpoint[quantity], f"{where}.endpoint.{quantity}")
-
-
-def _shares_and_gaps(results: Results, prefix: str, evaluation: dict[str, Any], where: str) -> None:
-    """One evaluation's precision and recall gaps to the floor, largest class gap and class shares in percent."""
-    m = evaluation["metrics"]
-    for metric in ("precision", "recall"):
-        if m.get(metric) and m[metric]["floor"] is not None:
-            results.add(f"{prefix}/{metric}gap", m[metric]["value"] - m[metric]["floor"],
-                        f"{where} {metric}.value - {metric}.floor")
-    if m.get("label_max_gap"):
-        results.add(f"{prefix}/maxgappct", 100 * m["label_max_gap"]["value"], f"100 * {where} label_max_gap.value")
-    shares = evaluation.get("label_shares")
-    if shares:
-        results.add(f"{prefix}/minsharepct", 100 * min(shares), f"100 * min({where} label_shares)")
-        top = max(range(len(shares)), key=shares.__getitem__)
-        results.add(f"{prefix}/topdigit", top, f"argmax({where} label_shares)")
-        results.add(f"{prefix}/topsharepct", 100 * shares[top], f"100 * max({where} label_shares)")
-
-
-def _derived(results: Results, summary: dict[str, Any]) -> None:
-    """Numbers the text states that are computed from several JSON values (each source names its formula)."""
-    models = summary["models"]
-    for run, record in models.items():
-        head = record["evaluations"].get(record["headline"])
-        if head and head["metrics"]["fid"]["floor"]:
-            results.add(f"derived/{run}/fidratio", head["metrics"]["fid"]["value"] / head["metrics"]["fid"]["floor"],
-                        f"models.{run}: headline fid.value / fid.floor")
-    unet, base = models.get("ddpm_unet"), models.get("ddpm_baseline")
-    # the baseline's final point: its curve's last, or (snapshots not evaluated) its final weights' evaluation
-    point, where = None, ""
-    if base and base.get("curve"):
-        point, where = base["curve"][-1], "models.ddpm_baseline.curve[-1]"
-    elif base and (point := final_curve_point(base)):
-        where = f"models.ddpm_baseline {point['evaluation']} (the curve's protocol) at its training.train_seconds"
-    if base and base.get("curve_ends_at_published_weights") is False and (published := final_curve_point(base)):
-        # the curve is a second run of the recipe: the published run's number under the same protocol, beside it
-        results.add("derived/baselinepublishedfid", published["fid"],
-                    f"models.ddpm_baseline {published['evaluation']} (the published weights, the curve's protocol): fid")
-    if unet and unet.get("curve") and point:
-        reached = [p for p in unet["curve"] if p["fid"] <= point["fid"]]
-        results.add("derived/baselinefinalfid", point["fid"], f"{where}: fid")
-        results.add("derived/baselinehours", point["train_seconds"] / 3600, f"{where}: train_seconds / 3600")
-        if reached:
-            fraction = reached[0]["train_seconds"] / point["train_seconds"]
-            results.add("derived/unetreachesbaselineminutes", reached[0]["train_seconds"] / 60,
-                        "first models.ddpm_unet.curve point with fid <= baseline's final: train_seconds / 60")
-            results.add("derived/unetreachesbaselinefraction", fraction,
-                        f"that point's train_seconds / ({where}: train_seconds)")
-    for run, record in models.items():
-        curve = record.get("curve")
-        if curve:  # is training still paying off? the FID at half the run's steps (or the first snapshot past it) and at the end
-            half = next(p for p in curve if p["step"] >= curve[-1]["step"] / 2)
-            where = f"models.{run}.curve"
-            results.add(f"derived/{run}/curve/halfstep", half["step"], f"first {where} point with step >= last step / 2: step")
-            results.add(f"derived/{run}/curve/halffid", half["fid"], f"first {where} point with step >= last step / 2: fid")
-            results.add(f"derived/{run}/curve/finalstep", curve[-1]["step"], f"{where}[-1].step")
-            results.add(f"derived/{run}/curve/finalfid", curve[-1]["fid"], f"{where}[-1].fid")
-    for run in ("ddpm_baseline", "ddpm_unet"):
-        evaluations = (models.get(run) or {}).get("evaluations", {})
-        ancestral = evaluations.get("ancestral_n2000")
-        for sampler in ("ddim", "ddimeta1"):
-            fast = evaluations.get(f"{sampler}-50_n2000")
-            if fast and ancestral:
-                a = ancestral["metrics"]["fid"]["value"]
-                results.add(f"derived/{run}/{sampler}vsancestralpct", 100 * (fast["metrics"]["fid"]["value"] - a) / a,
-                            f"100 * (models.{run} {sampler}-50_n2000 fid - ancestral_n2000 fid) / ancestral_n2000 fid")
-    for run, record in models.items():
-        # the headline's gaps and class shares as derived/<run>/..., other N = 10,000 evaluations' as
-        # derived/<run>/<sampler>/... (e.g. the traced palimpsest's mixture prior)
-        for key, evaluation in record["evaluations"].items():
-            if key == record["headline"]:
-                _shares_and_gaps(results, f"derived/{run}", evaluation, f"models.{run} headline")
-            elif evaluation["n"] >= 10_000:
-                _shares_and_gaps(results, f"derived/{run}/{evaluation['sampler']}", evaluation, f"models.{run} {key}")
-    study = summary["study"]
-    recipe = study.get("study_recipe")
-    if recipe:
-        fid0 = recipe["evaluations"][recipe["headline"]]["metrics"]["fid"]["value"]
-        for run, record in study.items():
-            fid = record["evaluations"][record["headline"]]["metrics"]["fid"]["value"]
-            results.add(f"derived/{run}/fidchange", fid - fid0, f"study.{run} headline fid - study.study_recipe's")
-
-
-def collect(summary: dict[str, Any]) -> Results:
-    """Every number the report may print, from a summary dict."""
-    results = Results()
-    for n, floor in summary.get("floors", {}).items():
-        for metric, m in floor.items():
-            results.add_with_std(f"floor/{n}/{metric}", m["value"], m["std"], f"floors.{n}.{metric}.value",
-                                 f"floors.{n}.{metric}.std")
-    for group in ("models", "study"):
-        for run, record in summary.get(group, {}).items():
-            _run_entries(results, run, f"{group}.{run}", record)
-    results.add("study/steps", summary.get("study_steps"), "study_steps")
-    accuracy = (summary.get("classifier") or {}).get("test_accuracy")
-    results.add("classifier/accuracy", accuracy, "classifier.test_accuracy")
-    results.add("classifier/accuracypct", None if accuracy is None else 100 * accuracy, "100 * classifier.test_accuracy")
-    _derived(results, summary)
-    return results
+from mnist_diffusion.reporting import readme
+# format_value, format_with_std, parse_value and TARGETS are not used here: re-exported as this module's face
+from mnist_diffusion.reporting.numbers import (  # noqa: F401
+    MODEL_LABELS, TABLE_METRICS, Results, collect, format_value, format_with_std, parse_value,
+)
+from mnist_diffusion.reporting.targets import TARGETS, target_verdicts  # noqa: F401
 
 
 def _cell(results: Results, key: str, with_std: bool = True) -> str:
@@ -244,13 +36,49 @@ def _cell(results: Results, key: str, with_std: bool = True) -> str:
     return f"\\res{{{key}}}"
 
 
+#: A header longer than this many characters is set on two lines (the columns are as wide as their widest cell).
+_HEADER_CHARS = 12
+_WITH_STD = re.compile(r"^(?P<value>\\res\{[^}]*\})\\,\$\\pm\$\\,(?P<std>\\res\{[^}]*\})$")
+
+
+def _header_cell(text: str, align: str) -> str:
+    """A long header on two or three lines (``\\makecell``): broken after its commas, and a line still longer than
+    :data:`_HEADER_CHARS` at its space nearest the middle (never inside maths)."""
+
+    def spaces(line: str) -> list[int]:
+        return [i for i, ch in enumerate(line) if ch == " " and line[:i].count("$") % 2 == 0]
+
+    def halves(line: str) -> list[str]:
+        if len(line) <= _HEADER_CHARS or not spaces(line):
+            return [line]
+        cut = min(spaces(line), key=lambda i: abs(i - len(line) / 2))
+        return [line[:cut], line[cut + 1:]]
+
+    if len(text) <= _HEADER_CHARS:
+        return text
+    cuts = [i for i in spaces(text) if text[i - 1] == ","]
+    parts = [text[a + 1:b] for a, b in zip([-1, *cuts], [*cuts, len(text)])]
+    lines = [half for part in parts for half in halves(part)]
+    broken = "\\\\".join(lines)
+    return text if len(lines) == 1 else f"\\makecell[b{align}]{{{broken}}}"
+
+
+def _stacked(cell: str) -> str:
+    """``value \\pm std`` as the value with its ``\\pm`` std below it, so that a column is as narrow as its numbers."""
+    match = _WITH_STD.match(cell)
+    return f"\\makecell[r]{{{match['value']}\\\\$\\pm$\\,{match['std']}}}" if match else cell
+
+
 def _table(spec: str, header: list[str], rows: list[list[str]], caption: str, label: str) -> str:
     if not rows:  # the experiments behind this table have not been run yet
         rows = [[f"\\multicolumn{{{len(spec)}}}{{c}}{{not run yet}}"]]
-    body = "\n".join(" & ".join(row) + r" \\" for row in rows)
+    cells = [[_stacked(cell) for cell in row] for row in rows]
+    stacked = any(cell.startswith("\\makecell") for row in cells for cell in row)  # two-line rows: space them
+    body = ("\n\\addlinespace\n" if stacked else "\n").join(" & ".join(row) + r" \\" for row in cells)
+    head = " & ".join(_header_cell(text, align) for text, align in zip(header, spec))
     return (f"% Generated by `python -m mnist_diffusion report-tables`; do not edit.\n"
             f"\\begin{{table}}[htbp]\n\\centering\\scriptsize\n\\caption{{{caption}}}\\label{{{label}}}\n"
-            f"\\begin{{tabular}}{{{spec}}}\n\\toprule\n{' & '.join(header)} \\\\\n\\midrule\n{body}\n"
+            f"\\begin{{tabular}}{{{spec}}}\n\\toprule\n{head} \\\\\n\\midrule\n{body}\n"
             f"\\bottomrule\n\\end{{tabular}}\n\\end{{table}}\n")
 
 
@@ -276,7 +104,7 @@ def headline_table(results: Results, summary: dict[str, Any]) -> str:
 
 
 def study_table(results: Results, summary: dict[str, Any]) -> str:
-    from mnist_diffusion.experiments import EXPERIMENTS
+    from mnist_diffusion.experiments.registry import EXPERIMENTS
 
     rows = []
     for run, record in summary["study"].items():
@@ -291,9 +119,10 @@ def study_table(results: Results, summary: dict[str, Any]) -> str:
 
 
 def steps_table(results: Results, summary: dict[str, Any]) -> str:
-    labels = {"ddim-10_n2000": "DDIM, 10 steps", "ddim-20_n2000": "DDIM, 20 steps", "ddim-50_n2000": "DDIM, 50 steps",
-              "ddim-100_n2000": "DDIM, 100 steps", "ddimeta1-50_n2000": "DDIM with $\\eta = 1$, 50 steps",
-              "ddimeta1-100_n2000": "DDIM with $\\eta = 1$, 100 steps", "ancestral_n2000": "ancestral, 1000 steps"}
+    labels = {evaluation_key(options, 2_000): label for options, label in [
+        *((ddim(steps), f"DDIM, {steps} steps") for steps in (10, 20, 50, 100)),
+        *((ddim(steps, eta=1.0), f"DDIM with $\\eta = 1$, {steps} steps") for steps in (50, 100)),
+        (ANCESTRAL, "ancestral, 1000 steps")]}
     runs = [r for r in ("ddpm_baseline", "ddpm_unet") if r in summary["models"]]
     threads = {(r, key): summary["models"][r]["evaluations"][key].get("threads")
                for r in runs for key in labels if key in summary["models"][r]["evaluations"]}
@@ -317,8 +146,10 @@ def steps_table(results: Results, summary: dict[str, Any]) -> str:
 
 def cold_table(results: Results, summary: dict[str, Any]) -> str:
     runs = [r for r in ("cold_palimpsest", "cold_palimpsest_trace", "cold_blur") if r in summary["models"]]
-    keys = {"alg2_n10000": "Algorithm 2, N = 10,000", "alg2mix_n10000": "Algorithm 2, mixture prior, N = 10,000",
-            "alg1_n2000": "Algorithm 1, N = 2,000", "direct_n2000": "direct, N = 2,000"}
+    keys = {evaluation_key(SampleOptions(sampler, prior=prior), n): label for sampler, prior, n, label in [
+        ("alg2", None, 10_000, "Algorithm 2, N = 10,000"),
+        ("alg2", "mixture", 10_000, "Algorithm 2, mixture prior, N = 10,000"),
+        ("alg1", None, 2_000, "Algorithm 1, N = 2,000"), ("direct", None, 2_000, "direct, N = 2,000")]}
     rows = [[label, *(_cell(results, f"{r}/{key}/fid") for r in runs)] for key, label in keys.items()
             if any(f"{r}/{key}/fid" in results.entries for r in runs)]
     # each model restores from its own T / 2 and T (the models' T differ), so the rows name the fraction of T
@@ -382,7 +213,7 @@ def readme_results(summary: dict[str, Any], root: Path | None = None) -> str:
     lines += ["| " + " | ".join([TABLE_METRICS[m], *(cell(f"{r}/headline/{m}") for r in runs),
                                  cell(_floor_key(results, runs, n, m))])
               + " |" for m in TABLE_METRICS if any(f"{r}/headline/{m}" in results.entries for r in runs)]
-    samplers = ", ".join(f"{MODEL_LABELS[r]}: {summary['models'][r]['headline'].split('_')[0]} "
+    samplers = ", ".join(f"{MODEL_LABELS[r]}: {parse_evaluation_key(summary['models'][r]['headline'])[0].label()} "
                          f"({h['n']:,} samples x {h['sets']} seeds)" for r, h in head.items())
     lines += ["", f"Mean ± std over sampling seeds; the floor compares training with test images at the same N. "
               f"Headline samplers: {samplers}.", "", "| target | measured | |", "| --- | ---: | --- |"]
@@ -390,54 +221,6 @@ def readme_results(summary: dict[str, Any], root: Path | None = None) -> str:
         measured = results.entries[key][0].replace("\\,", ",") if verdict != "not measured" else "--"
         lines.append(f"| {label.replace(BACKSLASH_PERCENT, '%')} | {measured} | {verdict} |")
     return readme.wrap("results", "\n".join(lines))
-
-
-Check = Callable[[dict[str, Any]], bool]
-
-
-def _class_balance_targets(run: str) -> list[tuple[str, str, Check]]:
-    """The custom cold model's targets, for a palimpsest model: every digit drawn, and the largest gap < 3 points."""
-    label = MODEL_LABELS[run]
-    return [(f"{label}: all ten digits drawn (smallest share, \\%)", f"derived/{run}/minsharepct",
-             lambda v: v[f"derived/{run}/minsharepct"] > 0),
-            (f"{label}: largest per-class gap below 3 points (\\%)", f"derived/{run}/maxgappct",
-             lambda v: v[f"derived/{run}/maxgappct"] < 3)]
-
-#: The experiments issue's targets, set before any final run: (what, the \res key printed as the measurement,
-#: the test on the raw values of :class:`Results`). A target whose numbers are missing reads "not measured".
-TARGETS: list[tuple[str, str, Check]] = [
-    ("DDPM, our recipe: precision within 0.05 of the real data's", "derived/ddpm_unet/precisiongap",
-     lambda v: abs(v["derived/ddpm_unet/precisiongap"]) <= 0.05),
-    ("DDPM, our recipe: recall within 0.05 of the real data's", "derived/ddpm_unet/recallgap",
-     lambda v: abs(v["derived/ddpm_unet/recallgap"]) <= 0.05),
-    ("DDPM, our recipe: confident share at least 0.95", "ddpm_unet/headline/confident_share",
-     lambda v: v["ddpm_unet/headline/confident_share"] >= 0.95),
-    ("DDPM, our recipe: label KL below 0.01 nats", "ddpm_unet/headline/label_kl",
-     lambda v: v["ddpm_unet/headline/label_kl"] < 0.01),
-    ("DDPM, our recipe: largest per-class gap below 2 points (\\%)", "derived/ddpm_unet/maxgappct",
-     lambda v: v["derived/ddpm_unet/maxgappct"] < 2),
-    ("DDPM, our recipe: memorised share at most twice the real data's", "ddpm_unet/headline/memorisation",
-     lambda v: v["ddpm_unet/headline/memorisation"] <= 2 * v["ddpm_unet/headline/memorisation/floor"]),
-    ("DDPM, our recipe: Inception-FID at most 5", "ddpm_unet/headline/inception_fid",
-     lambda v: v["ddpm_unet/headline/inception_fid"] <= 5),
-    ("our recipe reaches the baseline's final FID in at most a fifth of its training time",
-     "derived/unetreachesbaselinefraction", lambda v: v["derived/unetreachesbaselinefraction"] <= 0.2),
-    ("DDIM-50 within 10\\% of 1,000-step ancestral sampling (FID, our recipe; change in \\%)",
-     "derived/ddpm_unet/ddimvsancestralpct", lambda v: abs(v["derived/ddpm_unet/ddimvsancestralpct"]) <= 10),
-    *(target for run in ("cold_palimpsest", "cold_palimpsest_trace") for target in _class_balance_targets(run)),
-]
-
-
-def target_verdicts(results: Results) -> list[tuple[str, str, str]]:
-    """(what, key, "met" / "missed" / "not measured") for every target of :data:`TARGETS`."""
-    out = []
-    for label, key, check in TARGETS:
-        try:
-            verdict = "met" if check(results.values) else "missed"
-        except (KeyError, TypeError):  # a number it needs is missing (None or not computed yet)
-            verdict = "not measured"
-        out.append((label, key, verdict))
-    return out
 
 
 def targets_table(results: Results, summary: dict[str, Any]) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from mnist_diffusion.errors import UserError
+from mnist_diffusion.scale import Scale, resolve_scale
 
 
 @dataclass
@@ -37,7 +38,7 @@ class DiffusionConfig:
 class ColdConfig:
     """Cold diffusion only (method: cold)."""
 
-    degradation: str = "palimpsest"  # noise | blur | pixelate | mask | palimpsest | palimpsest_trace
+    degradation: str = "palimpsest"  # one of cold.degradations.DEGRADATIONS
     T: int = 50
 
 
@@ -82,10 +83,10 @@ class TrainConfig:
 class SampleConfig:
     """How the sample grids written during training are drawn (the `sample` command has its own flags)."""
 
-    sampler: str = "ddim"  # ddpm: ancestral | ddim; cold: alg2 | alg1 | direct
+    sampler: str = "ddim"  # ddpm: one of diffusion.SAMPLERS; cold: one of cold.COLD_SAMPLERS
     steps: int = 50  # ddim only
     eta: float = 0.0
-    variance: str = "beta"  # ancestral only: beta | posterior
+    variance: str = "beta"  # ancestral only: one of diffusion.VARIANCES
     clip_x0: bool = True  # clip x_hat to [-1, 1] (see samplers.ddim)
     n_grid: int = 64
 
@@ -107,19 +108,6 @@ class Config:
         return dataclasses.asdict(self)
 
 
-#: What ``--profile smoke`` changes: tiny data, steps and sampling so a whole run takes seconds.
-SMOKE_OVERRIDES: dict[str, Any] = {
-    "data.subset": 512,
-    "train.steps": 20,
-    "train.batch_size": 32,
-    "train.log_every": 5,
-    "train.sample_every": 10,
-    "train.checkpoint_every": 10,
-    "sample.steps": 5,
-    "sample.n_grid": 16,
-    "diffusion.T": 100,  # fewer ancestral steps and cold steps: sampling in smoke runs takes seconds
-    "cold.T": 10,
-}
 
 
 def _sections(obj: Any) -> dict[str, Any]:
@@ -195,8 +183,6 @@ def validate(config: Config) -> Config:
     """Range checks that types alone cannot express; raises a one-line UserError."""
     checks = [
         (config.method in ("ddpm", "cold"), f"method must be ddpm or cold, got {config.method!r}"),
-        (config.diffusion.T >= 1, f"diffusion.T must be >= 1, got {config.diffusion.T}"),
-        (config.cold.T >= 1, f"cold.T must be >= 1, got {config.cold.T}"),
         (config.optim.lr > 0, f"optim.lr must be > 0, got {config.optim.lr}"),
         (config.optim.name in ("adam", "adamw"), f"optim.name must be adam or adamw, got {config.optim.name!r}"),
         (config.optim.weight_decay >= 0, f"optim.weight_decay must be >= 0, got {config.optim.weight_decay}"),
@@ -221,18 +207,22 @@ def validate(config: Config) -> Config:
     for ok, message in checks:
         if not ok:
             raise UserError(message)
-    # Names of schedules, architectures and samplers are checked where they are built, with the list of choices.
-    from mnist_diffusion.cold.degradations import OPERATORS
-    from mnist_diffusion.models import ARCHITECTURES
+    # Step counts and names (schedules, degradations, architectures, samplers, variances) are checked against the
+    # helper and the lists of choices that sit beside the code they name.
     from mnist_diffusion.cold import COLD_SAMPLERS
-    from mnist_diffusion.diffusion import SAMPLERS
-    from mnist_diffusion.diffusion.schedules import SCHEDULES
+    from mnist_diffusion.cold.degradations import DEGRADATIONS
+    from mnist_diffusion.diffusion import SAMPLERS, VARIANCES
+    from mnist_diffusion.diffusion.schedules import SCHEDULES, check_steps
+    from mnist_diffusion.models import ARCHITECTURES
 
+    check_steps(config.diffusion.T, "diffusion.T")
+    check_steps(config.cold.T, "cold.T")
     for value, choices, key in [
         (config.diffusion.schedule, SCHEDULES, "diffusion.schedule"),
-        (config.cold.degradation, tuple(OPERATORS), "cold.degradation"),
+        (config.cold.degradation, DEGRADATIONS, "cold.degradation"),
         (config.model.arch, ARCHITECTURES, "model.arch"),
         (config.sample.sampler, COLD_SAMPLERS if config.method == "cold" else SAMPLERS, "sample.sampler"),
+        (config.sample.variance, VARIANCES, "sample.variance"),
     ]:
         if value not in choices:
             raise UserError(f"unknown {key} {value!r}; choose one of {', '.join(choices)}")
@@ -251,8 +241,10 @@ def from_dict(values: dict[str, Any], overrides: list[str] | tuple[str, ...] = (
     return validate(config)
 
 
-def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = (), profile: str = "full") -> Config:
-    """Read a YAML config (or start from defaults when ``path`` is None), apply the profile, then overrides."""
+def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = (),
+                scale: Scale | str = "full") -> Config:
+    """Read a YAML config (or start from defaults when ``path`` is None), apply the scale's overrides (e.g. the
+    smoke scale's tiny sizes; ``scale`` may be given by name), then ``overrides``."""
     values: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -263,5 +255,4 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
         except yaml.YAMLError as exc:
             raise UserError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
         values.setdefault("name", path.stem)
-    profile_overrides = [f"{k}={v}" for k, v in SMOKE_OVERRIDES.items()] if profile == "smoke" else []
-    return from_dict(values, [*profile_overrides, *overrides])
+    return from_dict(values, [*resolve_scale(scale).config_overrides, *overrides])

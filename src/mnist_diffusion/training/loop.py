@@ -34,7 +34,7 @@ from mnist_diffusion.training.distributed import barrier, init_distributed, mean
 from mnist_diffusion.training.ema import make_ema, update_ema
 from mnist_diffusion.errors import UserError
 from mnist_diffusion.reporting.grids import save_grid
-from mnist_diffusion.paths import runs_root
+from mnist_diffusion.scale import Scale, resolve_scale
 from mnist_diffusion.training.sampling import sample_batch
 
 
@@ -50,8 +50,9 @@ def make_optimizer(config: Config, params) -> torch.optim.Optimizer:
     return cls(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
 
 
-def default_run_dir(config: Config, profile: str) -> Path:
-    return runs_root(profile) / config.name
+def default_run_dir(config: Config, scale: Scale | str = "full") -> Path:
+    """``<the scale's runs folder>/<config name>``: ``runs/<name>``, or the smoke scale's scratch folder."""
+    return resolve_scale(scale).runs_root() / config.name
 
 
 def autocast_settings(precision: str, device: torch.device) -> tuple[torch.dtype | None, bool]:
@@ -75,23 +76,25 @@ def truncate_log(path: Path, last_step: int) -> None:
     path.write_text("".join(f"{line}\n" for line in kept))
 
 
-def train(config: Config, run_dir: Path | None = None, *, resume: bool = False, profile: str = "full",
+def train(config: Config, run_dir: Path | None = None, *, resume: bool = False, scale: Scale | str = "full",
           progress: bool = True) -> Path:
-    """Train the network of ``config`` and return the run folder. ``resume`` continues from its newest good checkpoint."""
+    """Train the network of ``config`` and return the run folder (default: in the scale's runs folder).
+    ``resume`` continues from its newest good checkpoint; a scratch scale's run that does not resume starts afresh."""
     tc = config.train
     dist_info, device = init_distributed(resolve_device(tc.device))
     try:
-        return _train(config, tc, dist_info, device, run_dir, resume, profile, progress and dist_info.is_main)
+        return _train(config, tc, dist_info, device, run_dir, resume, resolve_scale(scale),
+                      progress and dist_info.is_main)
     finally:
         shutdown(dist_info)
 
 
-def _train(config, tc, dist_info, device, run_dir, resume, profile, progress) -> Path:
-    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config, profile)
+def _train(config, tc, dist_info, device, run_dir, resume, scale: Scale, progress) -> Path:
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config, scale)
     checkpoint_dir = run_dir / "checkpoints"
     main = dist_info.is_main
-    if main and profile == "smoke" and not resume and run_dir.resolve().is_relative_to(runs_root("smoke").resolve()):
-        shutil.rmtree(run_dir, ignore_errors=True)  # smoke runs are scratch: a rerun starts afresh
+    if main and scale.scratch and not resume and run_dir.resolve().is_relative_to(scale.runs_root().resolve()):
+        shutil.rmtree(run_dir, ignore_errors=True)  # scratch runs: a rerun starts afresh
     barrier(dist_info)
     if ckpt.list_checkpoints(checkpoint_dir) and not resume:
         raise UserError(f"{run_dir} already holds checkpoints; pass --resume to continue, or choose another --out")

@@ -26,7 +26,7 @@ from mnist_diffusion.data import mnist_tensors, to_model_range, to_uint8
 from mnist_diffusion.cold.restoration import ColdDiffusion
 from mnist_diffusion.errors import UserError
 from mnist_diffusion.cold import COLD_SAMPLERS, cold_restore, cold_sample
-from mnist_diffusion.diffusion import SAMPLERS, ancestral_sample, ddim_sample
+from mnist_diffusion.diffusion import DPM_SOLVERS, SAMPLERS, ancestral_sample, ddim_sample, dpm_solver_sample
 
 
 @dataclass
@@ -75,7 +75,8 @@ def sample_batch(
 ) -> torch.Tensor:
     """One batch from the named sampler: float32 [n, 1, 28, 28] in [-1, 1].
 
-    DDPM samplers: ``ancestral`` (all T steps; ``variance``) and ``ddim`` (``steps``, ``eta``). Cold samplers:
+    DDPM samplers: ``ancestral`` (all T steps; ``variance``), ``ddim`` (``steps``, ``eta``) and DPM-Solver++
+    ``dpmpp2m`` / ``dpmpp2msde`` (``steps``). Cold samplers:
     ``alg2``, ``alg1``, ``direct`` (all start from the degradation's data-free endpoint, drawn from ``prior``
     where the degradation offers a choice; they always clip x0_hat).
     """
@@ -90,6 +91,9 @@ def sample_batch(
         result = ancestral_sample(network, process, n, seed=seed, variance=variance, clip_x0=clip_x0, progress=progress)
     elif sampler == "ddim":
         result = ddim_sample(network, process, n, steps=steps, eta=eta, seed=seed, clip_x0=clip_x0, progress=progress)
+    elif sampler in DPM_SOLVERS:
+        result = dpm_solver_sample(network, process, n, steps=steps, solver=DPM_SOLVERS[sampler], seed=seed,
+                                   clip_x0=clip_x0, progress=progress)
     else:
         raise UserError(f"sampler {sampler!r} does not apply to a DDPM checkpoint; choose one of {', '.join(SAMPLERS)}")
     return result.images

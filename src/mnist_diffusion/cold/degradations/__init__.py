@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mnist_diffusion.diffusion.schedules import check_steps
 from mnist_diffusion.errors import UserError
 from mnist_diffusion.cold.degradations.base import Degradation, State, repeat_state, select_state
 from mnist_diffusion.cold.degradations.linear import GaussianBlur, Pixelate
@@ -9,6 +10,7 @@ from mnist_diffusion.cold.degradations.masking import Masking
 from mnist_diffusion.cold.degradations.noise import GaussianNoise
 from mnist_diffusion.cold.degradations.palimpsest import Palimpsest, TracedPalimpsest, random_scribbles
 
+#: The operators by name (``cold.degradation``); :data:`DEGRADATIONS` lists the names.
 OPERATORS: dict[str, type[Degradation]] = {
     "noise": GaussianNoise,
     "blur": GaussianBlur,
@@ -17,17 +19,16 @@ OPERATORS: dict[str, type[Degradation]] = {
     "palimpsest": Palimpsest,
     "palimpsest_trace": TracedPalimpsest,
 }
+DEGRADATIONS = tuple(OPERATORS)
 
 
 def make_degradation(name: str, T: int) -> Degradation:
-    """The operator called ``name`` with T steps (its other settings at their documented defaults)."""
+    """The operator called ``name`` (one of :data:`DEGRADATIONS`) with T >= 1 steps, its other settings at their
+    documented defaults. A bad name or T is a UserError."""
     if name not in OPERATORS:
-        raise UserError(f"unknown degradation {name!r}; choose one of {', '.join(OPERATORS)}")
-    if T < 1:
-        raise UserError(f"degradation T must be >= 1, got {T}")
-    return OPERATORS[name](T=T)
+        raise UserError(f"unknown degradation {name!r}; choose one of {', '.join(DEGRADATIONS)}")
+    return OPERATORS[name](T=check_steps(T, "degradation T"))  # checked before an operator precomputes its steps
 
 
-__all__ = ["OPERATORS", "Degradation", "State", "make_degradation", "random_scribbles", "repeat_state", "select_state",
-           "GaussianBlur", "GaussianNoise", "Masking", "Palimpsest", "Pixelate",
-           "TracedPalimpsest"]
+__all__ = ["DEGRADATIONS", "OPERATORS", "Degradation", "State", "make_degradation", "random_scribbles", "repeat_state",
+           "select_state", "GaussianBlur", "GaussianNoise", "Masking", "Palimpsest", "Pixelate", "TracedPalimpsest"]

@@ -20,6 +20,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from mnist_diffusion.diffusion.schedules import check_steps
+
 State = dict[str, Tensor]
 
 
@@ -27,9 +29,7 @@ class Degradation(ABC):
     name: str = "abstract"
 
     def __init__(self, T: int) -> None:
-        if T < 1:
-            raise ValueError(f"a degradation needs T >= 1 steps, got {T}")
-        self.T = T
+        self.T = check_steps(T, "degradation T")
 
     def sample_state(self, n: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> State:
         """The per-image randomness (empty for deterministic operators)."""

@@ -40,8 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mnist_diffusion.cold.mixture import GaussianMixture, fit_gaussian_mixture
 from mnist_diffusion.cold.degradations.base import Degradation, State
+from mnist_diffusion.cold.trace_prior import TracePrior, check_prior_name, load_trace_prior, trace_cells
 
 SIZE = 28
 _CENTRE = (SIZE - 1) / 2
@@ -144,7 +144,7 @@ class Palimpsest(Degradation):
     def endpoint(self, state: State) -> Tensor:
         return 2 * state["ink"] - 1
 
-    def describe(self):
+    def describe(self) -> dict[str, Any]:
         return {**super().describe(), "reveal_width": self.reveal_width}
 
 
@@ -158,77 +158,67 @@ class TracedPalimpsest(Palimpsest):
     estimate R(x_T, T) is one and the same image for every scribble, and every sample starts from it (measured by
     :func:`mnist_diffusion.experiments.endpoint_spread`). The trace gives each sample its own start. Generation
     draws it, like Bansal et al. draw the blur endpoint from a distribution fitted to the data: the ``trace``
-    of the state is the trace of a uniformly drawn training image, [n, 1, 28 / cell, 28 / cell] in [0, 1]
-    (16 numbers per image; they tell the digit's class only about 3 times in 4 by nearest neighbour).
+    of the state is a draw from a trace prior, [n, 1, 28 / cell, 28 / cell] in [0, 1] (16 numbers per image; a
+    training digit's trace tells its class only about 3 times in 4 by nearest neighbour).
 
-    ``prior`` chooses how generation draws the trace: ``"training"`` (the default: a training digit's trace) or
-    ``"mixture"`` (a draw from a :data:`MIXTURE_COMPONENTS`-component full-covariance Gaussian mixture fitted by EM
-    to the 60,000 training traces, clipped to [0, 1]: no training image is used at generation time, only the
-    mixture's parameters). Training does not depend on it; :meth:`with_prior` gives the same operator with
-    another prior, so one trained model is sampled both ways."""
+    ``prior`` is that prior (:mod:`mnist_diffusion.cold.trace_prior`): a
+    :class:`~mnist_diffusion.cold.trace_prior.TracePrior` object, which the operator only draws from, or the name of
+    one of :data:`~mnist_diffusion.cold.trace_prior.TRACE_PRIORS`: ``"training"`` (the default: a uniformly drawn
+    training digit's trace) or ``"mixture"`` (a Gaussian mixture fitted to the training traces), which
+    :func:`~mnist_diffusion.cold.trace_prior.load_trace_prior` builds, once per process, when a state is first
+    drawn. Training does not depend on the prior's choice (it draws traces only to keep its random stream the same);
+    :meth:`with_prior` gives the same operator with another prior, so one trained model is sampled both ways."""
 
     name = "palimpsest_trace"
 
-    PRIORS = ("training", "mixture")
-    #: Mixture components of the parametric prior: one per digit class, not tuned.
-    MIXTURE_COMPONENTS = 10
-
-    def __init__(self, T: int = 50, reveal_width: float = 0.1, cell: int = 7, prior: str = "training") -> None:
+    def __init__(self, T: int = 50, reveal_width: float = 0.1, cell: int = 7,
+                 prior: TracePrior | str = "training") -> None:
         super().__init__(T, reveal_width)
         if SIZE % cell:
             raise ValueError(f"the trace's cell must divide {SIZE}, got {cell}")
         self.cell = cell
-        self.prior = self._checked(prior)
-        self._cache: dict[str, Any] = {}  # training traces and the fitted mixture, shared with with_prior's copies
+        self._prior = self._checked(prior)
 
-    def with_prior(self, prior: str) -> TracedPalimpsest:
-        """The same operator whose generation draws traces from ``prior`` (caches shared, ``self`` unchanged)."""
+    def with_prior(self, prior: TracePrior | str) -> TracedPalimpsest:
+        """The same operator whose states draw their traces from ``prior`` (an object or a name; ``self`` unchanged)."""
         other = copy.copy(self)
-        other.prior = self._checked(prior)
+        other._prior = self._checked(prior)
         return other
 
-    @classmethod
-    def _checked(cls, prior: str) -> str:
-        if prior not in cls.PRIORS:
-            raise ValueError(f"unknown trace prior {prior!r}; choose one of {', '.join(cls.PRIORS)}")
+    def _checked(self, prior: TracePrior | str) -> TracePrior | str:
+        if isinstance(prior, str):
+            return check_prior_name(prior)
+        if prior.cell != self.cell:
+            raise ValueError(f"a trace prior of cell {prior.cell} does not fit an operator of cell {self.cell}")
         return prior
+
+    @property
+    def prior(self) -> str:
+        """The name of the trace prior: one of :data:`~mnist_diffusion.cold.trace_prior.TRACE_PRIORS`."""
+        return self._prior if isinstance(self._prior, str) else self._prior.name
+
+    @property
+    def trace_prior(self) -> TracePrior:
+        """The prior that :meth:`sample_state` draws traces from (a name is resolved by :func:`load_trace_prior`)."""
+        if isinstance(self._prior, str):
+            self._prior = load_trace_prior(self._prior, self.cell)
+        return self._prior
 
     def trace_cells(self, ink: Tensor) -> Tensor:
         """Block means of ink [n, 1, 28, 28] in [0, 1]: [n, 1, 28 / cell, 28 / cell]."""
-        return F.avg_pool2d(ink, self.cell)
+        return trace_cells(ink, self.cell)
 
     @staticmethod
     def upsample(cells: Tensor) -> Tensor:
+        """Bilinear upsampling of trace cells [n, 1, k, k] to [n, 1, 28, 28] (values stay in the cells' range)."""
         return F.interpolate(cells, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
-
-    def training_traces(self) -> Tensor:
-        """The trace cells of all 60,000 training images: [60000, 1, 28 / cell, 28 / cell] (computed once)."""
-        if "traces" not in self._cache:
-            from mnist_diffusion.data import mnist_tensors
-
-            self._cache["traces"] = self.trace_cells(mnist_tensors("train")[0].unsqueeze(1).float() / 255)
-        return self._cache["traces"]
 
     def sample_state(self, n: int, generator: torch.Generator | None = None,
                      device: torch.device | str = "cpu") -> State:
+        """The palimpsest's scribble state plus ``trace``: n draws from the trace prior, float32 [n, 1, k, k] in [0, 1]."""
         state = super().sample_state(n, generator, device)
-        traces = self.training_traces()
-        draw_device = generator.device if generator is not None else "cpu"
-        if self.prior == "mixture":
-            drawn = self.trace_mixture().to(draw_device).sample(n, generator).clamp(0, 1).float()
-            state["trace"] = drawn.view(n, *traces.shape[1:]).to(device)
-            return state
-        pick = torch.randint(0, traces.shape[0], (n,), generator=generator, device=draw_device)
-        state["trace"] = traces[pick.cpu()].to(device)
+        state["trace"] = self.trace_prior.sample(n, generator, device)
         return state
-
-    def trace_mixture(self) -> GaussianMixture:
-        """The mixture prior: fitted once per operator, its ``with_prior`` copies included (seeded EM, 100
-        iterations, 20-40 s on a 2-core CPU), to the flattened training traces [60000, 16]."""
-        if "mixture" not in self._cache:
-            traces = self.training_traces()
-            self._cache["mixture"], _ = fit_gaussian_mixture(traces.reshape(len(traces), -1), self.MIXTURE_COMPONENTS)
-        return self._cache["mixture"]
 
     def dried_ink(self, digit: Tensor, w: Tensor) -> Tensor:
         """The plain palimpsest's dried ink plus w times the digit's trace: the trace alone at t = T."""
@@ -237,5 +227,5 @@ class TracedPalimpsest(Palimpsest):
     def endpoint(self, state: State) -> Tensor:
         return 2 * torch.maximum(self.upsample(state["trace"]), state["ink"]) - 1
 
-    def describe(self):
+    def describe(self) -> dict[str, Any]:
         return {**super().describe(), "cell": self.cell, "prior": self.prior}

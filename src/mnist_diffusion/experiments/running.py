@@ -1,0 +1,339 @@
+"""The code that writes results: train a run and publish its weights, evaluate it, draw its quality-per-compute
+curve, and gather the summary (what ``python -m mnist_diffusion experiment ...`` and the make targets run).
+
+Each function works at a :class:`~mnist_diffusion.scale.Scale` (or its name): the full scale trains into
+``runs/<name>/`` (resumably) and writes ``results/<name>/``; the smoke scale does the same in seconds, in its
+scratch folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+import yaml
+
+from mnist_diffusion.errors import UserError
+from mnist_diffusion.experiments.draws import draw_samples, weights_digest
+from mnist_diffusion.experiments.registry import (
+    CURVE_METRICS, CURVE_N, CURVE_SEED, ENDPOINT_N, EXPERIMENTS, RESTORATION_N, STUDY_FACTORS, STUDY_STEPS,
+    Evaluation, experiment_config, get_experiment, published_weights, read_json, relative, results_dir, run_dir,
+)
+from mnist_diffusion.paths import repo_root, write_atomic
+from mnist_diffusion.scale import Scale, resolve_scale
+from mnist_diffusion.training.checkpoint import list_checkpoints, load_checkpoint
+
+if TYPE_CHECKING:
+    from mnist_diffusion.training.sampling import TrainedModel
+
+
+def hardware() -> dict[str, Any]:
+    """What the numbers were measured on: CPU model, cores, torch threads, GPU if any, versions."""
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "torch": torch.__version__, "python": platform.python_version()}
+
+
+def save_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` to ``path`` as indented JSON (the layout of the committed results), atomically."""
+    write_atomic(path, [(json.dumps(obj, indent=2) + "\n").encode()])
+
+
+def train_experiment(name: str, scale: Scale | str | None = None, progress: bool = True) -> Path:
+    """Train (or continue training) a run and publish its weights, log and config into the results folder.
+    A run of a scratch scale starts afresh; a full run resumes from its newest good checkpoint (or starts)."""
+    from mnist_diffusion.training.loop import train
+
+    scale = resolve_scale(scale)
+    config = experiment_config(name, scale)
+    folder = run_dir(name, scale)
+    if not take_snapshot(name, scale):
+        train(config, folder, resume=not scale.scratch, scale=scale, progress=progress)
+        save_json(folder / "hardware.json", hardware())
+    return publish_weights(name, scale)
+
+
+def take_snapshot(name: str, scale: Scale | str | None = None) -> bool:
+    """For a study run with ``snapshot_of``: write its ``ema.pt``, ``log.jsonl``, ``config.yaml`` and
+    ``hardware.json`` into ``runs/<name>/`` from the final run's snapshot at the study's step. Returns False
+    (nothing written) when there is no such snapshot yet, and the run must be trained on its own."""
+    from mnist_diffusion.training import checkpoint as ckpt
+
+    scale = resolve_scale(scale)
+    e = get_experiment(name)
+    if e.snapshot_of is None:
+        return False
+    config = experiment_config(name, scale)
+    source = run_dir(e.snapshot_of, scale)
+    snapshot = source / "snapshots" / ckpt.checkpoint_name(config.train.steps)
+    if not snapshot.is_file():
+        return False
+    state = load_checkpoint(snapshot)
+    folder = run_dir(name, scale)
+    folder.mkdir(parents=True, exist_ok=True)
+    ckpt.save_atomic({"format": state["format"], "config": config.to_dict(), "step": state["step"],
+                      "ema": state["ema"], "stats": state["stats"], "snapshot_of": relative(snapshot)},
+                     folder / "ema.pt")
+    lines = (source / "log.jsonl").read_text().splitlines() if (source / "log.jsonl").is_file() else []
+    (folder / "log.jsonl").write_text("".join(f"{line}\n" for line in lines if json.loads(line)["step"] <= state["step"]))
+    (folder / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    save_json(folder / "hardware.json", read_json(source / "hardware.json") or hardware())  # the same machine
+    return True
+
+
+def publish_weights(name: str, scale: Scale | str | None = None) -> Path:
+    """Copy ``ema.pt`` (+ its digest), ``log.jsonl``, ``config.yaml`` and ``hardware.json`` into ``results/<name>/``."""
+    source, target = run_dir(name, scale), results_dir(scale) / name
+    if not (source / "ema.pt").is_file():
+        raise UserError(f"{source / 'ema.pt'} does not exist: train first (python -m mnist_diffusion experiment train {name})")
+    target.mkdir(parents=True, exist_ok=True)
+    for file in ("ema.pt", "ema.pt.sha256", "log.jsonl", "config.yaml", "hardware.json"):
+        if (source / file).is_file():
+            shutil.copy2(source / file, target / file)
+    return target
+
+
+def weights_path(name: str, scale: Scale | str | None = None) -> Path:
+    """The run's published weights; a one-line :class:`UserError` naming the make target when they are missing."""
+    path = published_weights(name, scale)
+    if not path.is_file():
+        raise UserError(f"{relative(path)} is missing: run `make {get_experiment(name).train_target()}`")
+    return path
+
+
+INCEPTION_KEY = "inception_fid"
+
+
+def evaluate_experiment(name: str, scale: Scale | str | None = None, progress: bool = True,
+                        only: tuple[str, ...] | None = None, inception: bool = False) -> Path:
+    """Run every evaluation of an experiment (or the keys in ``only``) and (re)write ``results/<name>/metrics.json``.
+
+    Each evaluation records its sampler ``options`` and the ``sample_args`` that draw its samples with
+    ``python -m mnist_diffusion sample``. ``inception``: also add Inception-FID to the headline evaluation (see
+    :func:`inception_fid_row`); with ``only=("inception",)`` that is all it does (the headline must have been
+    evaluated). An Inception-FID already in the file is kept when the headline is re-evaluated from the same
+    weights. Each result is merged into the file as it is when the result is ready, so two processes evaluating
+    different keys of one run keep each other's results; results of other weights than the current ones are dropped."""
+    from mnist_diffusion.evaluation import evaluate
+
+    scale = resolve_scale(scale)
+    e = get_experiment(name)
+    weights = weights_path(name, scale)
+    state = load_checkpoint(weights)
+    out = results_dir(scale) / name / "metrics.json"
+    if inception:
+        require_inception()
+    plan = e.evaluations_at(scale)
+    header = {"name": name, "description": e.description, "config": e.config, "overrides": list(e.overrides),
+              "training": {"steps": int(state["step"]), **state.get("stats", {}),
+                           "hardware": read_json(weights.parent / "hardware.json")},
+              "weights_sha256_16": weights_digest(weights), "headline": plan[0].key}
+    cold_extras = ["restoration", "endpoint"] if e.is_cold else []
+    # ``only=("inception",)`` adds Inception-FID to the existing headline without re-evaluating anything else
+    known = [ev.key for ev in plan] + cold_extras + (["inception"] if inception else [])
+    unknown = sorted(set(only or ()) - set(known))
+    if unknown:
+        raise UserError(f"--only {' '.join(unknown)}: {name} has no such evaluation; it has {', '.join(known)}")
+
+    def current_record() -> dict[str, Any]:
+        record = read_json(out)
+        if record.get("weights_sha256_16") != header["weights_sha256_16"]:
+            record = {}
+        record.update(header)
+        record.setdefault("evaluations", {})
+        return record
+
+    def require_headline(record: dict[str, Any]) -> None:
+        if header["headline"] not in record["evaluations"]:
+            raise UserError(f"no headline evaluation {header['headline']} in {out} yet: evaluate it first")
+
+    if inception and only is not None and header["headline"] not in only:
+        require_headline(current_record())  # checked before hours of Inception work, not after
+    samples = run_dir(name, scale) / "samples"
+    for ev in plan:
+        if only is not None and ev.key not in only:
+            continue
+        drawn = [draw_samples(weights, ev.options, ev.n, seed, samples, progress) for seed in ev.seeds]
+        result = evaluate([images for images, _ in drawn], n=ev.n, seeds=ev.seeds, progress=progress)
+        result.update({"options": ev.options.to_dict(), "sample_args": ev.options.sample_args(),
+                       "sampling_seconds": [round(s, 2) for _, s in drawn], "evaluation_hardware": hardware()})
+        record = current_record()
+        kept = record["evaluations"].get(ev.key, {}).get("metrics", {}).get(INCEPTION_KEY)
+        if kept:
+            result["metrics"][INCEPTION_KEY] = kept
+        record["evaluations"][ev.key] = result
+        save_json(out, record)
+    if inception:
+        row = inception_fid_row(weights, plan[0], samples, progress)
+        record = current_record()
+        require_headline(record)
+        record["evaluations"][header["headline"]]["metrics"][INCEPTION_KEY] = row
+        save_json(out, record)
+    if "restoration" in cold_extras and (only is None or "restoration" in only):
+        result = restoration(weights, n=scale.restoration_n or RESTORATION_N)
+        record = current_record()
+        record["restoration"] = result
+        save_json(out, record)
+    if "endpoint" in cold_extras and (only is None or "endpoint" in only):
+        from mnist_diffusion.training.sampling import load_trained
+
+        result = endpoint_spread(load_trained(weights, device="auto"), n=scale.endpoint_n or ENDPOINT_N)
+        record = current_record()
+        record["endpoint"] = result
+        save_json(out, record)
+    return out
+
+
+def require_inception() -> None:
+    """Raise a one-line :class:`UserError` (with the fix) unless the Inception network can be loaded."""
+    from mnist_diffusion.evaluation.inception import unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:
+        raise UserError(reason.replace("Inception-FID skipped", "cannot compute Inception-FID"))
+
+
+def inception_fid_row(weights: Path, headline: Evaluation, cache: Path, progress: bool = True) -> dict[str, Any]:
+    """Inception-FID of the headline's seed-0 sample set (drawn or taken from ``cache``) at the headline's N, as a
+    metrics row with its floor at that N. One seed because the network runs at a few images per second on a CPU
+    (the seed-0 set, its test reference and the floor's training images: 3 N images)."""
+    from mnist_diffusion.evaluation import evaluate
+
+    require_inception()
+    images, _ = draw_samples(weights, headline.options, headline.n, 0, cache, progress)
+    row = evaluate([images], n=headline.n, seeds=[0], inception=True, progress=progress)["metrics"][INCEPTION_KEY]
+    return {**row, "seeds": [0]}
+
+
+def restoration(weights: Path, n: int = RESTORATION_N) -> dict[str, Any]:
+    """Conditional restoration by a cold model (labelled separately from generation): the first ``n`` test
+    images degraded to t = T/2 and t = T (seeded state), restored with Algorithm 2; mean absolute pixel error in
+    [-1, 1] units of the degraded and of the restored images, per starting step."""
+    from mnist_diffusion.training.sampling import load_trained, restore_test_images
+
+    model = load_trained(weights, device="auto")
+    out = {}
+    for t_start in (model.process.T // 2, model.process.T):
+        result = restore_test_images(model, n, t_start=t_start, algorithm="alg2", seed=0)
+        out[f"t{t_start}"] = {"t_start": t_start, "n": n, "l1_degraded": result["l1_degraded"],
+                              "l1_restored": result["l1_restored"]}
+    return out
+
+
+def endpoint_spread(model: TrainedModel, n: int = ENDPOINT_N) -> dict[str, Any]:
+    """How much a cold model's endpoint tells its restorer: the mean pairwise l1 distance (pixels in [-1, 1]) of the
+    first estimates R(x_T, T) of ``n`` unconditional samples (fresh seeded states, i.e. the direct sampler), beside
+    the same distance between the first ``n`` test images. An endpoint that carries no information about x gives
+    nearly one estimate for every sample, and the sampler's first step then adds the same faint image to all."""
+    from mnist_diffusion.cold import cold_sample
+    from mnist_diffusion.data import mnist_tensors, to_model_range
+    from mnist_diffusion.evaluation.features import mean_pairwise_l1
+
+    estimates = cold_sample(model.network, model.process, n, algorithm="direct", seed=0).images
+    test_images = to_model_range(mnist_tensors("test")[0][:n])
+    return {"n": n, "estimates": mean_pairwise_l1(estimates.cpu()), "test_images": mean_pairwise_l1(test_images)}
+
+
+def curve_experiment(name: str, scale: Scale | str | None = None, seed: int = CURVE_SEED, progress: bool = True) -> Path:
+    """Quality per compute: classifier-FID (N = the scale's curve N, one seed, the headline sampler) of every
+    snapshot kept during training, with its training seconds and images seen, into ``results/<name>/curve.json``."""
+    from mnist_diffusion.evaluation import evaluate
+
+    scale = resolve_scale(scale)
+    options = get_experiment(name).evaluations[0].options
+    n = scale.curve_n or CURVE_N
+    folder = run_dir(name, scale)
+    snapshots = list_checkpoints(folder / "snapshots")
+    if not snapshots:
+        raise UserError(f"no snapshots in {folder / 'snapshots'}: train the run first "
+                        f"(its config keeps them at train.snapshot_steps)")
+    points = []
+    for step, path in snapshots:
+        images, seconds = draw_samples(path, options, n, seed, folder / "samples", progress)
+        result = evaluate(images, n=n, seeds=[seed])
+        stats = load_checkpoint(path)["stats"]
+        points.append({"step": step, "train_seconds": round(stats["train_seconds"], 2),
+                       "images_seen": stats["images_seen"], "sampling_seconds": round(seconds, 2),
+                       **{key: result["metrics"][key]["value"] for key in CURVE_METRICS}})
+        if progress:
+            print(f"{name} step {step}: classifier-FID {points[-1]['fid']:.3f}")
+    out = results_dir(scale) / name / "curve.json"
+    published = published_weights(name, scale)
+    own_run = published.is_file() and same_ema_weights(snapshots[-1][1], published)
+    run_log, kept_log = out.with_name("curve_run_log.jsonl"), folder / "log.jsonl"
+    if own_run:
+        run_log.unlink(missing_ok=True)  # the published log.jsonl is this curve's run's
+    elif kept_log.is_file():
+        # the curve's times come from another training run than the published one: keep that run's log beside it
+        shutil.copy2(kept_log, run_log)
+    save_json(out, {"name": name, "n": n, "seed": seed, "sampler": options.sampler, "steps": options.steps,
+                    "fid_floor": result["metrics"]["fid"]["floor"], "points": points,
+                    "ends_at_published_weights": own_run, "hardware": hardware()})
+    return out
+
+
+def same_ema_weights(a: Path, b: Path) -> bool:
+    """Whether two checkpoints (a snapshot, a published ``ema.pt``) hold bit-identical EMA weights. False tells a
+    curve drawn from a second training run of a recipe apart from the run whose weights are published."""
+    first, second = load_checkpoint(a)["ema"], load_checkpoint(b)["ema"]
+    return first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+
+
+def committed_floors() -> dict[int, dict[str, Any]]:
+    """The committed real-data floors of the current classifier, by N."""
+    from mnist_diffusion.evaluation.classifier import load_classifier
+
+    prefix = load_classifier().sha256[:16]
+    found = {}
+    for path in sorted((repo_root() / "results" / "floors").glob(f"{prefix}_n*.json")):
+        data = json.loads(path.read_text())
+        found[int(data["n"])] = data
+    return found
+
+
+#: The fields of an evaluation that ``summary.json`` keeps (besides its metrics' values, stds and floors).
+SUMMARY_FIELDS = ("options", "sample_args", "n", "sets", "seeds")
+
+
+def summarise(scale: Scale | str | None = None) -> Path:
+    """Gather every experiment's headline evaluation, the study and the curves into ``results/summary.json``."""
+    from mnist_diffusion.evaluation.classifier import training_record
+
+    root = results_dir(scale)
+    models, study = {}, {}
+    for name, e in EXPERIMENTS.items():
+        record = read_json(root / name / "metrics.json")
+        if not record:
+            continue
+        entry = {"description": e.description, "training": record["training"], "headline": record["headline"],
+                 "evaluations": {key: {**{f: ev[f] for f in SUMMARY_FIELDS},
+                                       "threads": (ev.get("evaluation_hardware") or {}).get("torch_threads"),
+                                       "sampling_seconds": ev["sampling_seconds"],
+                                       "label_shares": (ev.get("label_shares") or {}).get("mean"),
+                                       "metrics": {k: {f: m[f] for f in ("value", "std", "floor", "floor_std")}
+                                                   for k, m in ev["metrics"].items()}}
+                                 for key, ev in record["evaluations"].items()},
+                 "restoration": record.get("restoration"), "endpoint": record.get("endpoint"),
+                 "curve": (curve := read_json(root / name / "curve.json")).get("points"),
+                 "curve_ends_at_published_weights": curve.get("ends_at_published_weights")}
+        (study if e.group == "study" else models)[name] = entry
+    floors = {str(n): {k: {"value": m["value"], "std": m["std"]} for k, m in data["metrics"].items()}
+              for n, data in committed_floors().items()}
+    record = training_record() or {}
+    classifier = {"sha256": record.get("sha256"), "test_accuracy": record.get("test_accuracy")}
+    summary = {"format": "mnist-diffusion-summary/1", "models": models, "study": study, "floors": floors,
+               "classifier": classifier,
+               "study_steps": STUDY_STEPS, "study_factors": STUDY_FACTORS}
+    out = root / "summary.json"
+    save_json(out, summary)
+    return out

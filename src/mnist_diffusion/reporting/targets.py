@@ -1,0 +1,57 @@
+"""The targets set for the final models before they were trained, each with the number that measures it and
+the test it must pass (:func:`target_verdicts`)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from mnist_diffusion.reporting.numbers import MODEL_LABELS, Results
+
+
+Check = Callable[[dict[str, Any]], bool]
+
+
+def _class_balance_targets(run: str) -> list[tuple[str, str, Check]]:
+    """The custom cold model's targets, for a palimpsest model: every digit drawn, and the largest gap < 3 points."""
+    label = MODEL_LABELS[run]
+    return [(f"{label}: all ten digits drawn (smallest share, \\%)", f"derived/{run}/minsharepct",
+             lambda v: v[f"derived/{run}/minsharepct"] > 0),
+            (f"{label}: largest per-class gap below 3 points (\\%)", f"derived/{run}/maxgappct",
+             lambda v: v[f"derived/{run}/maxgappct"] < 3)]
+
+
+#: The experiments issue's targets, set before any final run: (what, the \res key printed as the measurement,
+#: the test on the raw values of :class:`Results`). A target whose numbers are missing reads "not measured".
+TARGETS: list[tuple[str, str, Check]] = [
+    ("DDPM, our recipe: precision within 0.05 of the real data's", "derived/ddpm_unet/precisiongap",
+     lambda v: abs(v["derived/ddpm_unet/precisiongap"]) <= 0.05),
+    ("DDPM, our recipe: recall within 0.05 of the real data's", "derived/ddpm_unet/recallgap",
+     lambda v: abs(v["derived/ddpm_unet/recallgap"]) <= 0.05),
+    ("DDPM, our recipe: confident share at least 0.95", "ddpm_unet/headline/confident_share",
+     lambda v: v["ddpm_unet/headline/confident_share"] >= 0.95),
+    ("DDPM, our recipe: label KL below 0.01 nats", "ddpm_unet/headline/label_kl",
+     lambda v: v["ddpm_unet/headline/label_kl"] < 0.01),
+    ("DDPM, our recipe: largest per-class gap below 2 points (\\%)", "derived/ddpm_unet/maxgappct",
+     lambda v: v["derived/ddpm_unet/maxgappct"] < 2),
+    ("DDPM, our recipe: memorised share at most twice the real data's", "ddpm_unet/headline/memorisation",
+     lambda v: v["ddpm_unet/headline/memorisation"] <= 2 * v["ddpm_unet/headline/memorisation/floor"]),
+    ("DDPM, our recipe: Inception-FID at most 5", "ddpm_unet/headline/inception_fid",
+     lambda v: v["ddpm_unet/headline/inception_fid"] <= 5),
+    ("our recipe reaches the baseline's final FID in at most a fifth of its training time",
+     "derived/unetreachesbaselinefraction", lambda v: v["derived/unetreachesbaselinefraction"] <= 0.2),
+    ("DDIM-50 within 10\\% of 1,000-step ancestral sampling (FID, our recipe; change in \\%)",
+     "derived/ddpm_unet/ddimvsancestralpct", lambda v: abs(v["derived/ddpm_unet/ddimvsancestralpct"]) <= 10),
+    *(target for run in ("cold_palimpsest", "cold_palimpsest_trace") for target in _class_balance_targets(run)),
+]
+
+
+def target_verdicts(results: Results) -> list[tuple[str, str, str]]:
+    """(what, key, "met" / "missed" / "not measured") for every target of :data:`TARGETS`."""
+    out = []
+    for label, key, check in TARGETS:
+        try:
+            verdict = "met" if check(results.values) else "missed"
+        except (KeyError, TypeError):  # a number it needs is missing (None or not computed yet)
+            verdict = "not measured"
+        out.append((label, key, verdict))
+    return out
