@@ -105,7 +105,7 @@ report-tables: $(STAMP) ## numbers and tables of the report (report/generated/) 
 report: report-tables ## build report/main.pdf with latexmk (installs TeX Live with apt-get when it can), then check its layout
 	scripts/ensure_latex.sh
 	cd report && latexmk -pdf -interaction=nonstopmode -halt-on-error -quiet main.tex
-	$(PYTHON) scripts/check_latex_log.py report/main.log --allow-small-text cold_restoration --allow-small-text fidelity_nearest
+	$(PYTHON) scripts/check_latex_log.py report/main.log
 	@echo "report: report/main.pdf"
 
 all: install data figures report ## from a fresh clone: environment, data, every figure, then the report PDF

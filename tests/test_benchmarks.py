@@ -15,11 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
-import torch.nn.functional as F
-from torch import nn
-
-from mnist_diffusion.models.unet import upsample_conv
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 #: Relative tolerance for numbers recomputed from the JSON's rounded raw values (``values``: 6 decimals).
@@ -235,22 +230,6 @@ def test_committed_tables_are_the_ones_the_committed_json_gives(tmp_path):
     for row in training["results"]:
         assert f"| {row['network']} | {row['implementation']} |" in markdown
         assert f" {report.common.fmt(row['images_per_s']['median'])} |" in markdown
-
-
-@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last], ids=["nchw", "channels_last"])
-def test_unet_fast_upsample_equals_nearest_upsample_then_conv(memory_format):
-    """The UNet's speed-up (sub-pixel form of upsample + 3x3 conv) computes the same function and gradients."""
-    torch.manual_seed(0)
-    conv = nn.Conv2d(6, 4, 3, padding=1).double().to(memory_format=memory_format)
-    x = torch.randn(2, 6, 7, 7, dtype=torch.float64).contiguous(memory_format=memory_format).requires_grad_()
-    fast = upsample_conv(x, conv)
-    grads_fast = torch.autograd.grad(fast.square().sum(), [x, conv.weight, conv.bias])
-    reference = conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
-    grads_reference = torch.autograd.grad(reference.square().sum(), [x, conv.weight, conv.bias])
-    assert fast.shape == (2, 4, 14, 14)
-    torch.testing.assert_close(fast, reference)
-    for got, want in zip(grads_fast, grads_reference):
-        torch.testing.assert_close(got, want)
 
 
 def test_latex_escape_sets_comparisons_in_math_outside_code():

@@ -174,18 +174,20 @@ def summary(scale: Scale | str | None = None, *, compute_if_missing: bool | None
 def sampler_label(options: SampleOptions) -> str:
     """How figures name an evaluation's sampler: ``DDIM``, ``DDIM, eta = 1``, ``ancestral``, ``Algorithm 2, mixture
     prior``, ... (its steps are the figures' x axis)."""
-    names = {"ddim": "DDIM", "ancestral": "ancestral", "alg2": "Algorithm 2", "alg1": "Algorithm 1", "direct": "direct"}
+    names = {"ddim": "DDIM", "ancestral": "ancestral", "dpmpp2m": "DPM-Solver++(2M)", "dpmpp2msde": "SDE-DPM-Solver++(2M)",
+             "alg2": "Algorithm 2", "alg1": "Algorithm 1", "direct": "direct"}
     extras = ([f"eta = {options.eta:g}"] if options.eta else []) + ([f"{options.prior} prior"] if options.prior else []) \
         + ([] if options.clip else ["no clipping"])
     return ", ".join([names[options.sampler], *extras])
 
 
-def fid_by_steps(record: dict[str, Any], scale: Scale | str | None = None
+def fid_by_steps(record: dict[str, Any], scale: Scale | str | None = None, seed: int = 0
                  ) -> tuple[dict[str, list[tuple[int, float]]], float | None]:
     """From a DDPM run's metrics: the one-seed (N = 2,000) classifier-FID of each sampler against its network
     evaluations per sample, ``{"DDIM": [(10, fid), ...], "ancestral": [(T, fid)]}`` (keys: :func:`sampler_label`)
-    sorted by steps, and the real-data FID floor at that N (T: the run's at ``scale``)."""
-    one_seed = [e for e in record["evaluations"].values() if e["sets"] == 1]
+    sorted by steps, and the real-data FID floor at that N (T: the run's at ``scale``). Only the evaluations drawn
+    on ``seed`` (0, or the sampler study's :data:`~mnist_diffusion.experiments.registry.SELECTION_SEED`)."""
+    one_seed = [e for e in record["evaluations"].values() if e["sets"] == 1 and e["seeds"] == [seed]]
     T = experiment_config(record["name"], resolve_scale(scale)).diffusion.T
     series: dict[str, list[tuple[int, float]]] = {}
     for e in one_seed:
