@@ -292,16 +292,22 @@ def test_study_rows_taken_from_a_final_runs_snapshot_are_the_weights_training_th
 
 
 def test_fid_by_steps_groups_one_seed_evaluations_by_sampler_label():
-    def evaluation(options, fid, sets=1):
-        return {"options": options.to_dict(), "sets": sets, "metrics": {"fid": {"value": fid, "floor": 6.6}}}
+    def evaluation(options, fid, sets=1, seed=0):
+        return {"options": options.to_dict(), "sets": sets, "seeds": list(range(seed, seed + sets)),
+                "metrics": {"fid": {"value": fid, "floor": 6.6}}}
 
+    study = ex.SELECTION_SEED
     record = {"name": "ddpm_unet", "evaluations": {
         "ddim-50_n10000": evaluation(ex.ddim(50), 59.0, sets=3), "ddim-50_n2000": evaluation(ex.ddim(50), 67.0),
         "ddim-10_n2000": evaluation(ex.ddim(10), 87.0), "ddim-50-eta1_n2000": evaluation(ex.ddim(50, eta=1.0), 34.7),
-        "ancestral_n2000": evaluation(ex.ANCESTRAL, 34.0)}}
+        "ancestral_n2000": evaluation(ex.ANCESTRAL, 34.0),
+        "ddim-50_n2000_seed1000": evaluation(ex.ddim(50), 61.0, seed=study),
+        "dpmpp2msde-20_n2000_seed1000": evaluation(ex.dpm_solver(20, sde=True), 33.8, seed=study)}}
     series, floor = ex.fid_by_steps(record, ex.FULL)
     T = ex.experiment_config("ddpm_unet").diffusion.T
     assert series == {"DDIM": [(10, 87.0), (50, 67.0)], "DDIM, eta = 1": [(50, 34.7)], "ancestral": [(T, 34.0)]}
+    study_series, _ = ex.fid_by_steps(record, ex.FULL, seed=study)  # the sampler study's seed, kept apart
+    assert study_series == {"DDIM": [(50, 61.0)], "SDE-DPM-Solver++(2M)": [(20, 33.8)]}
     assert floor == 6.6
 
 

@@ -12,7 +12,9 @@ import math
 import re
 from typing import Any
 
-from mnist_diffusion.experiments.registry import ANCESTRAL, ddim, evaluation_key, parse_evaluation_key
+from mnist_diffusion.experiments.registry import (
+    ANCESTRAL, SELECTION_SEED, ddim, dpm_solver, evaluation_key, parse_evaluation_key,
+)
 from mnist_diffusion.experiments.results import final_curve_point
 
 #: Metrics shown in the tables, in order, with their labels.
@@ -127,9 +129,10 @@ def _run_entries(results: Results, run: str, where: str, record: dict[str, Any])
 
 
 def _shares_and_gaps(results: Results, prefix: str, evaluation: dict[str, Any], where: str) -> None:
-    """One evaluation's precision and recall gaps to the floor, largest class gap and class shares in percent."""
+    """One evaluation's precision, recall and coverage gaps to the floor, largest class gap and class shares in
+    percent."""
     m = evaluation["metrics"]
-    for metric in ("precision", "recall"):
+    for metric in ("precision", "recall", "coverage"):
         if m.get(metric) and m[metric]["floor"] is not None:
             results.add(f"{prefix}/{metric}gap", m[metric]["value"] - m[metric]["floor"],
                         f"{where} {metric}.value - {metric}.floor")
@@ -190,6 +193,14 @@ def _derived(results: Results, summary: dict[str, Any]) -> None:
             if fast and ancestral:
                 a = ancestral["metrics"]["fid"]["value"]
                 results.add(f"derived/{run}/{options.label(with_steps=False)}vsancestralpct",
+                            100 * (fast["metrics"]["fid"]["value"] - a) / a,
+                            f"100 * (models.{run} {key} fid - {slow} fid) / {slow} fid")
+        # the sampler study's 20-call samplers against the same reference (its seed differs: drawn on seed 0)
+        for options in (ddim(20, eta=1.0), dpm_solver(20, sde=True)):  # derived/<run>/study/<label>vsancestralpct
+            fast = evaluations.get(key := evaluation_key(options, 2_000, SELECTION_SEED))
+            if fast and ancestral:
+                a = ancestral["metrics"]["fid"]["value"]
+                results.add(f"derived/{run}/study/{options.label()}vsancestralpct",
                             100 * (fast["metrics"]["fid"]["value"] - a) / a,
                             f"100 * (models.{run} {key} fid - {slow} fid) / {slow} fid")
     for run, record in models.items():

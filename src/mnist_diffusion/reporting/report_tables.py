@@ -155,14 +155,16 @@ def samplers_table(results: Results, summary: dict[str, Any]) -> str:
                 (lambda calls: dpm_solver(calls), "DPM-Solver++(2M)"),
                 (lambda calls: dpm_solver(calls, sde=True), "SDE-DPM-Solver++(2M)")]
 
-    def fid(options: SampleOptions, seed: int = SELECTION_SEED) -> str:
-        return _cell(results, f"{run}/{evaluation_key(options, 2_000, seed)}/fid", with_std=False)
+    def fid(options: SampleOptions, seed: int = SELECTION_SEED, of: str = run) -> str:
+        return _cell(results, f"{of}/{evaluation_key(options, 2_000, seed)}/fid", with_std=False)
 
     rows = [[str(calls), *(fid(make(calls)) for make, _ in samplers)] for calls in SAMPLER_STUDY_CALLS]
     rows += [[f"\\multicolumn{{{len(samplers) + 1}}}{{l}}{{{text}}}"] for text in (
         f"controls: DDIM-50 without clipping $\\hat{{x}}$ {fid(ddim(50, clip=False))}; "
         f"DDIM, $\\eta = 0$, 1,000 calls {fid(ddim(1_000))}",
-        f"reference: ancestral, 1,000 calls (seed 0) {fid(ANCESTRAL, seed=0)}")]
+        f"reference: ancestral, 1,000 calls (seed 0) {fid(ANCESTRAL, seed=0)}",
+        f"the coursework baseline with the chosen sampler (DDIM, $\\eta = 1$, 100 calls) "
+        f"{fid(ddim(100, eta=1.0), of='ddpm_baseline')}")]
     caption = ("The sampler study: classifier-FID of our recipe against network calls per sample ($N = 2{,}000$ on "
                f"seed {SELECTION_SEED:,}, which no headline number uses; floor \\res{{floor/2000/fid}})")
     return _table("r" + "r" * len(samplers), ["calls", *(label for _, label in samplers)], rows, caption + ".",
@@ -251,7 +253,7 @@ def readme_results(summary: dict[str, Any], root: Path | None = None) -> str:
 def targets_table(results: Results, summary: dict[str, Any]) -> str:
     rows = [[label, _cell(results, key, with_std=False) if verdict != "not measured" else "--", verdict]
             for label, key, verdict in target_verdicts(results)]
-    return _table("lrl", ["target", "measured", ""], rows,
+    return _table("Lrl", ["target", "measured", ""], rows,  # L: wrapped text (defined in report/main.tex)
                   "The targets set for the final models before they were trained, and whether they were met "
                   "(headline evaluations, N = 10,000; the DDIM comparison and the curves at N = 2,000).",
                   "tab:targets")
