@@ -104,7 +104,8 @@ report-tables: $(STAMP) ## numbers and tables of the report (report/generated/) 
 
 report: report-tables ## build report/main.pdf with latexmk (installs TeX Live with apt-get when it can), then check its layout
 	scripts/ensure_latex.sh
-	cd report && latexmk -pdf -interaction=nonstopmode -halt-on-error -quiet main.tex
+	@# a fixed date: the PDF's bytes depend only on its sources, so rebuilding leaves git status clean
+	cd report && SOURCE_DATE_EPOCH=1767225600 FORCE_SOURCE_DATE=1 latexmk -pdf -interaction=nonstopmode -halt-on-error -quiet main.tex
 	$(PYTHON) scripts/check_latex_log.py report/main.log
 	@echo "report: report/main.pdf"
 
