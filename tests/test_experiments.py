@@ -349,6 +349,16 @@ def test_committed_results_record_each_evaluations_options_under_its_derived_key
         for key, evaluation in record["evaluations"].items():
             assert evaluation["options"] == declared[key].to_dict() == entry["evaluations"][key]["options"]
             assert evaluation["sample_args"] == declared[key].sample_args(), (name, key)
+            degradation = ex.experiment_config(name).cold.degradation if e.is_cold else None
+            assert evaluation["data_free"] == ex.data_free(degradation, declared[key]) \
+                == entry["evaluations"][key]["data_free"], (name, key)
+
+
+def test_only_the_traced_palimpsest_started_from_training_traces_is_not_data_free():
+    assert not ex.data_free("palimpsest_trace", ex.ALG2)  # its default prior draws a training digit's trace
+    assert not ex.data_free("palimpsest_trace", ex.SampleOptions("alg1", prior="training"))
+    assert ex.data_free("palimpsest_trace", ex.SampleOptions("alg2", prior="mixture"))
+    assert ex.data_free("palimpsest", ex.ALG2) and ex.data_free("blur", ex.DIRECT) and ex.data_free(None, ex.ddim(50))
 
 
 class Computed(Exception):

@@ -34,8 +34,8 @@ from mnist_diffusion.experiments.registry import (
     EXPERIMENTS, FINAL_DDPM_EVALUATIONS, RESTORATION_N, SAMPLER_STUDY_CALLS, SAMPLER_STUDY_EVALUATIONS, SELECTION_SEED,
     STOCHASTIC_DDIM_EVALUATIONS, STUDY_EVALUATIONS,
     STUDY_FACTORS, STUDY_START, STUDY_STEPS, TRACE_PRIOR_EVALUATIONS, UNET_CURVE_STEPS, Evaluation, Experiment,
-    SampleOptions, ddim, dpm_solver, evaluation_key, experiment_config, experiment_names, get_experiment, key_seed,
-    parse_evaluation_key,
+    SampleOptions, data_free, ddim, dpm_solver, evaluation_key, experiment_config, experiment_names, get_experiment,
+    key_seed, parse_evaluation_key,
     published_weights, results_dir, run_dir,
 )
 from mnist_diffusion.experiments.results import (
@@ -56,7 +56,8 @@ __all__ = [
     "SHOWN_SAMPLES", "SMOKE", "STOCHASTIC_DDIM_EVALUATIONS",
     "STUDY_EVALUATIONS", "STUDY_FACTORS", "STUDY_START", "STUDY_STEPS", "TRACE_PRIOR_EVALUATIONS",
     "UNET_CURVE_STEPS", "Evaluation", "Experiment", "SampleOptions", "Scale", "curve", "curve_experiment",
-    "curve_label", "ddim", "dpm_solver", "draw_samples", "endpoint_spread", "evaluate_experiment", "evaluation_key",
+    "curve_label", "data_free", "ddim", "dpm_solver", "draw_samples", "endpoint_spread", "evaluate_experiment",
+    "evaluation_key",
     "experiment_config", "experiment_names", "fid_by_steps", "final_curve_point", "get_experiment", "hardware",
     "inception_fid_row", "key_seed", "metrics", "parse_evaluation_key", "publish_weights", "published_weights",
     "require_inception", "resolve_scale", "restoration", "results_dir", "run_dir", "same_ema_weights",

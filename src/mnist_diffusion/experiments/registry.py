@@ -121,6 +121,17 @@ def read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+#: The trace priors that hand generation a training image's trace (the traced palimpsest's default).
+TRAINING_DATA_PRIORS = ("training",)
+
+
+def data_free(degradation: str | None, options: SampleOptions) -> bool:
+    """Whether samples drawn with ``options`` from a model with this cold ``degradation`` (None: a DDPM) use no
+    training image: False only for the traced palimpsest started from training digits' traces (its default
+    prior, or ``prior="training"``)."""
+    return not (degradation == "palimpsest_trace" and (options.prior or "training") in TRAINING_DATA_PRIORS)
+
+
 def evaluation_key(options: SampleOptions, n: int, seed: int = 0) -> str:
     """The one name of an evaluation: its options' label, N and (when not 0) its first seed, e.g.
     ``ddim-50_n10000``, ``ancestral_n2000``, ``ddim-50-eta1_n2000``, ``alg2-mixtureprior_n10000``,

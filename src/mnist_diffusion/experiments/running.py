@@ -22,7 +22,8 @@ from mnist_diffusion.errors import UserError
 from mnist_diffusion.experiments.draws import draw_samples, weights_digest
 from mnist_diffusion.experiments.registry import (
     CURVE_METRICS, CURVE_N, CURVE_SEED, ENDPOINT_N, EXPERIMENTS, RESTORATION_N, STUDY_FACTORS, STUDY_STEPS,
-    Evaluation, experiment_config, get_experiment, published_weights, read_json, relative, results_dir, run_dir,
+    Evaluation, data_free, experiment_config, get_experiment, published_weights, read_json, relative, results_dir,
+    run_dir,
 )
 from mnist_diffusion.paths import repo_root, write_atomic
 from mnist_diffusion.scale import Scale, resolve_scale
@@ -134,6 +135,7 @@ def evaluate_experiment(name: str, scale: Scale | str | None = None, progress: b
     if inception:
         require_inception()
     plan = e.evaluations_at(scale)
+    degradation = experiment_config(name, scale).cold.degradation if e.is_cold else None
     header = {"name": name, "description": e.description, "config": e.config, "overrides": list(e.overrides),
               "training": {"steps": int(state["step"]), **state.get("stats", {}),
                            "hardware": read_json(weights.parent / "hardware.json")},
@@ -166,6 +168,7 @@ def evaluate_experiment(name: str, scale: Scale | str | None = None, progress: b
         drawn = [draw_samples(weights, ev.options, ev.n, seed, samples, progress) for seed in ev.seeds]
         result = evaluate([images for images, _ in drawn], n=ev.n, seeds=ev.seeds, progress=progress)
         result.update({"options": ev.options.to_dict(), "sample_args": ev.options.sample_args(),
+                       "data_free": data_free(degradation, ev.options),
                        "sampling_seconds": [round(s, 2) for _, s in drawn], "evaluation_hardware": hardware()})
         record = current_record()
         kept = record["evaluations"].get(ev.key, {}).get("metrics", {}).get(INCEPTION_KEY)
@@ -302,7 +305,7 @@ def committed_floors() -> dict[int, dict[str, Any]]:
 
 
 #: The fields of an evaluation that ``summary.json`` keeps (besides its metrics' values, stds and floors).
-SUMMARY_FIELDS = ("options", "sample_args", "n", "sets", "seeds")
+SUMMARY_FIELDS = ("options", "sample_args", "data_free", "n", "sets", "seeds")
 
 
 def summarise(scale: Scale | str | None = None) -> Path:

@@ -26,7 +26,7 @@ TABLE_METRICS = {
 }
 MODEL_LABELS = {"ddpm_baseline": "DDPM baseline", "ddpm_unet": "DDPM, our recipe",
                 "cold_palimpsest": "cold, palimpsest", "cold_blur": "cold, blur",
-                "cold_palimpsest_trace": "cold, palimpsest with trace"}
+                "cold_palimpsest_trace": "cold, palimpsest from training traces"}  # not data-free: says so
 
 
 def format_value(value: float | int | None) -> str:
