@@ -188,8 +188,8 @@ def run_sample(args: argparse.Namespace) -> None:
     trained = load_trained(args.checkpoint, use_ema=not args.no_ema, device=args.device)
     batch_size = args.batch_size or default_batch_size(trained)
     sampler = args.sampler or default_sampler(trained.config)
-    relevant = {"ddim": ("steps", "eta", "clip_x0"), "ancestral": ("variance", "clip_x0")}.get(
-        sampler, ("steps", "clip_x0") if sampler in DPM_SOLVERS else ())
+    relevant = {"ddim": ("steps", "eta", "clip_x0"), "ancestral": ("variance", "clip_x0"),
+                **{solver: ("steps", "clip_x0") for solver in DPM_SOLVERS}}.get(sampler, ())
     options = {"sampler": sampler, **{name: getattr(args, name) for name in relevant}}  # recorded in the npz meta
     if args.prior is not None:
         options["prior"] = args.prior

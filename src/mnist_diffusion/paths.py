@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import secrets
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 #: Environment variable naming the data root (a folder holding ``MNIST/raw``).
 DATA_ENV = "MNIST_DIFFUSION_DATA"
@@ -66,6 +67,11 @@ def write_atomic(path: str | os.PathLike, chunks: Iterable[bytes]) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` to ``path`` as indented JSON (the layout of the committed results and caches), atomically."""
+    write_atomic(path, [(json.dumps(obj, indent=2) + "\n").encode()])
 
 
 _Function = TypeVar("_Function", bound=Callable)

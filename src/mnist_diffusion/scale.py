@@ -55,7 +55,8 @@ class Scale:
     name: str
     #: ``section.key=value`` overrides applied before a config's own (``train --profile``: the user's ``--set`` wins).
     config_overrides: tuple[str, ...] = ()
-    #: Overrides applied after an experiment's own (the scale's sizes win over the experiment's steps and snapshots).
+    #: For the report's runs, ``config_overrides`` and then these are applied after an experiment's own (the
+    #: scale's sizes win over the experiment's steps and snapshots).
     experiment_overrides: tuple[str, ...] = ()
     evaluation_n: int | None = None
     evaluation_sets: int | None = None
@@ -105,8 +106,7 @@ FULL = Scale("full")
 SMOKE = Scale(
     "smoke",
     config_overrides=tuple(f"{key}={value}" for key, value in SMOKE_OVERRIDES.items()),
-    experiment_overrides=(*(f"{key}={value}" for key, value in SMOKE_OVERRIDES.items()),
-                          "train.snapshot_steps=[10, 20]", "train.sample_every=0"),  # one sample grid, at the end
+    experiment_overrides=("train.snapshot_steps=[10, 20]", "train.sample_every=0"),  # one sample grid, at the end
     evaluation_n=100, evaluation_sets=1, curve_n=100, restoration_n=100, endpoint_n=16, max_samples=32,
     selection_studies=False, may_compute=True, scratch=True,
 )

@@ -33,7 +33,8 @@ from mnist_diffusion.evaluation.memorisation import training_pixels
 from mnist_diffusion.evaluation.metrics import (INCEPTION_METRIC, METRICS, METRICS_VERSION, SPECS, label_histogram,
                                                 set_metrics, versions)
 from mnist_diffusion.evaluation.reference import (FLOOR_FORMAT, MAX_N, check_n, get_floors,
-                                                  get_memorisation_reference, get_reference, save_json, summarise)
+                                                  get_memorisation_reference, get_reference, summarise)
+from mnist_diffusion.paths import write_json
 
 RESULT_FORMAT = "mnist-diffusion-metrics/1"
 #: How many sample sets (seeds) final numbers average over.
@@ -224,7 +225,7 @@ def _title(result: dict[str, Any], is_floors: bool) -> str:
 def write_metrics(result: dict[str, Any], path: str | Path) -> Path:
     """Write a result dict as indented JSON (atomically) and return the path."""
     path = Path(path)
-    save_json(path, result)
+    write_json(path, result)
     return path
 
 

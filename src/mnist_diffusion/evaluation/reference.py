@@ -45,7 +45,7 @@ from mnist_diffusion.evaluation.memorisation import (MEMORISATION_QUANTILE, Memo
 from mnist_diffusion.evaluation.metrics import (METRICS, METRICS_VERSION, GaussianStats, RealManifold,
                                                 classifier_metrics, gaussian_stats, label_histogram, real_manifold,
                                                 versions)
-from mnist_diffusion.paths import memo, repo_root, write_atomic
+from mnist_diffusion.paths import memo, repo_root, write_atomic, write_json
 
 # ------------------------------------------------------------------------------------------------ cache on disk
 
@@ -81,11 +81,6 @@ def load_tensors(path: Path, meta: dict[str, Any]) -> dict[str, Any] | None:
     if not isinstance(stored, dict) or stored.get("meta") != meta:
         return None
     return stored.get("payload")
-
-
-def save_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as indented JSON, atomically."""
-    write_atomic(path, [(json.dumps(obj, indent=2) + "\n").encode()])
 
 
 def load_json(path: Path) -> Any | None:
@@ -272,7 +267,7 @@ def _floors(classifier: LoadedClassifier, n: int, root: str, device: str, progre
                  None)
     if found is None:
         found = compute_floors(classifier, n, device, progress)
-        save_json(path, found)
+        write_json(path, found)
     return found
 
 
@@ -287,5 +282,5 @@ def get_floors(classifier: LoadedClassifier, n: int, device: str = "cpu", progre
 def write_committed_floors(floors: dict[str, Any], classifier: LoadedClassifier, path: Path | None = None) -> Path:
     """Write floors to ``results/floors/<hash16>_n<N>.json`` (or ``path``); returns the path."""
     target = path or committed_floors_path(classifier, floors["n"])
-    save_json(target, floors)
+    write_json(target, floors)
     return target

@@ -23,8 +23,6 @@ from mnist_diffusion.paths import repo_root
 from mnist_diffusion.scale import FULL, Scale, resolve_scale
 from mnist_diffusion.training.config import Config, load_config
 
-#: Samplers of each method (as ``python -m mnist_diffusion sample --sampler`` names them).
-
 
 @dataclass(frozen=True)
 class SampleOptions:
@@ -326,8 +324,9 @@ def experiment_names(group: str | None = None) -> list[str]:
 
 def experiment_config(name: str, scale: Scale | str = FULL) -> Config:
     """The run's config at ``scale``: the scale's sizes win over the experiment's own steps and snapshots."""
-    e = get_experiment(name)
-    return load_config(repo_root() / "configs" / e.config, [*e.overrides, *resolve_scale(scale).experiment_overrides])
+    e, scale = get_experiment(name), resolve_scale(scale)
+    return load_config(repo_root() / "configs" / e.config,
+                       [*e.overrides, *scale.config_overrides, *scale.experiment_overrides])
 
 
 def run_dir(name: str, scale: Scale | str | None = None) -> Path:

@@ -25,7 +25,7 @@ from mnist_diffusion.experiments.registry import (
     Evaluation, data_free, experiment_config, get_experiment, published_weights, read_json, relative, results_dir,
     run_dir,
 )
-from mnist_diffusion.paths import repo_root, write_atomic
+from mnist_diffusion.paths import repo_root, write_json
 from mnist_diffusion.scale import Scale, resolve_scale
 from mnist_diffusion.training.checkpoint import list_checkpoints, load_checkpoint
 
@@ -45,11 +45,6 @@ def hardware() -> dict[str, Any]:
             "torch": torch.__version__, "python": platform.python_version()}
 
 
-def save_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` to ``path`` as indented JSON (the layout of the committed results), atomically."""
-    write_atomic(path, [(json.dumps(obj, indent=2) + "\n").encode()])
-
-
 def train_experiment(name: str, scale: Scale | str | None = None, progress: bool = True) -> Path:
     """Train (or continue training) a run and publish its weights, log and config into the results folder.
     A run of a scratch scale starts afresh; a full run resumes from its newest good checkpoint (or starts)."""
@@ -60,7 +55,7 @@ def train_experiment(name: str, scale: Scale | str | None = None, progress: bool
     folder = run_dir(name, scale)
     if not take_snapshot(name, scale):
         train(config, folder, resume=not scale.scratch, scale=scale, progress=progress)
-        save_json(folder / "hardware.json", hardware())
+        write_json(folder / "hardware.json", hardware())
     return publish_weights(name, scale)
 
 
@@ -88,7 +83,7 @@ def take_snapshot(name: str, scale: Scale | str | None = None) -> bool:
     lines = (source / "log.jsonl").read_text().splitlines() if (source / "log.jsonl").is_file() else []
     (folder / "log.jsonl").write_text("".join(f"{line}\n" for line in lines if json.loads(line)["step"] <= state["step"]))
     (folder / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-    save_json(folder / "hardware.json", read_json(source / "hardware.json") or hardware())  # the same machine
+    write_json(folder / "hardware.json", read_json(source / "hardware.json") or hardware())  # the same machine
     return True
 
 
@@ -175,25 +170,25 @@ def evaluate_experiment(name: str, scale: Scale | str | None = None, progress: b
         if kept:
             result["metrics"][INCEPTION_KEY] = kept
         record["evaluations"][ev.key] = result
-        save_json(out, record)
+        write_json(out, record)
     if inception:
         row = inception_fid_row(weights, plan[0], samples, progress)
         record = current_record()
         require_headline(record)
         record["evaluations"][header["headline"]]["metrics"][INCEPTION_KEY] = row
-        save_json(out, record)
+        write_json(out, record)
     if "restoration" in cold_extras and (only is None or "restoration" in only):
         result = restoration(weights, n=scale.restoration_n or RESTORATION_N)
         record = current_record()
         record["restoration"] = result
-        save_json(out, record)
+        write_json(out, record)
     if "endpoint" in cold_extras and (only is None or "endpoint" in only):
         from mnist_diffusion.training.sampling import load_trained
 
         result = endpoint_spread(load_trained(weights, device="auto"), n=scale.endpoint_n or ENDPOINT_N)
         record = current_record()
         record["endpoint"] = result
-        save_json(out, record)
+        write_json(out, record)
     return out
 
 
@@ -279,7 +274,7 @@ def curve_experiment(name: str, scale: Scale | str | None = None, seed: int = CU
     elif kept_log.is_file():
         # the curve's times come from another training run than the published one: keep that run's log beside it
         shutil.copy2(kept_log, run_log)
-    save_json(out, {"name": name, "n": n, "seed": seed, "sampler": options.sampler, "steps": options.steps,
+    write_json(out, {"name": name, "n": n, "seed": seed, "sampler": options.sampler, "steps": options.steps,
                     "fid_floor": result["metrics"]["fid"]["floor"], "points": points,
                     "ends_at_published_weights": own_run, "hardware": hardware()})
     return out
@@ -338,5 +333,5 @@ def summarise(scale: Scale | str | None = None) -> Path:
                "classifier": classifier,
                "study_steps": STUDY_STEPS, "study_factors": STUDY_FACTORS}
     out = root / "summary.json"
-    save_json(out, summary)
+    write_json(out, summary)
     return out

@@ -13,9 +13,10 @@ import re
 from typing import Any
 
 from mnist_diffusion.experiments.registry import (
-    ANCESTRAL, SELECTION_SEED, ddim, dpm_solver, evaluation_key, parse_evaluation_key,
+    ANCESTRAL, SELECTION_SEED, ddim, dpm_solver, evaluation_key, experiment_config, parse_evaluation_key,
 )
 from mnist_diffusion.experiments.results import final_curve_point
+from mnist_diffusion.training.build import build_diffusion
 
 #: Metrics shown in the tables, in order, with their labels.
 TABLE_METRICS = {
@@ -154,6 +155,10 @@ def _derived(results: Results, summary: dict[str, Any]) -> None:
         if head and head["metrics"]["fid"]["floor"]:
             results.add(f"derived/{run}/fidratio", head["metrics"]["fid"]["value"] / head["metrics"]["fid"]["floor"],
                         f"models.{run}: headline fid.value / fid.floor")
+    # what x_hat = (z_t - sqrt(1 - alpha_t) eps_hat) / sqrt(alpha_t) multiplies the network's error by at t = T
+    alpha_T = build_diffusion(experiment_config("ddpm_unet")).schedule.alpha[-1].item()
+    results.add("derived/ddpm_unet/invsqrtalphaT", 1 / math.sqrt(alpha_T),
+                "1 / sqrt(alpha_T) of configs/ddpm_unet.yaml's schedule (mnist_diffusion.diffusion.schedules)")
     unet, base = models.get("ddpm_unet"), models.get("ddpm_baseline")
     # the baseline's final point: its curve's last, or (snapshots not evaluated) its final weights' evaluation
     point, where = None, ""
@@ -188,20 +193,16 @@ def _derived(results: Results, summary: dict[str, Any]) -> None:
         evaluations = (models.get(run) or {}).get("evaluations", {})
         slow = evaluation_key(ANCESTRAL, 2_000)
         ancestral = evaluations.get(slow)
-        for options in (ddim(50), ddim(50, eta=1.0)):  # derived/<run>/ddimvsancestralpct, .../ddim-eta1vsancestralpct
-            fast = evaluations.get(key := evaluation_key(options, 2_000))
+        # derived/<run>/ddimvsancestralpct, .../ddim-eta1vsancestralpct, and the sampler study's 20-call samplers
+        # as derived/<run>/study/<label>vsancestralpct (against the same reference, drawn on seed 0)
+        compared = [*((options, 0, options.label(with_steps=False)) for options in (ddim(50), ddim(50, eta=1.0))),
+                    *((options, SELECTION_SEED, f"study/{options.label()}")
+                      for options in (ddim(20, eta=1.0), dpm_solver(20, sde=True)))]
+        for options, seed, name in compared:
+            fast = evaluations.get(key := evaluation_key(options, 2_000, seed))
             if fast and ancestral:
                 a = ancestral["metrics"]["fid"]["value"]
-                results.add(f"derived/{run}/{options.label(with_steps=False)}vsancestralpct",
-                            100 * (fast["metrics"]["fid"]["value"] - a) / a,
-                            f"100 * (models.{run} {key} fid - {slow} fid) / {slow} fid")
-        # the sampler study's 20-call samplers against the same reference (its seed differs: drawn on seed 0)
-        for options in (ddim(20, eta=1.0), dpm_solver(20, sde=True)):  # derived/<run>/study/<label>vsancestralpct
-            fast = evaluations.get(key := evaluation_key(options, 2_000, SELECTION_SEED))
-            if fast and ancestral:
-                a = ancestral["metrics"]["fid"]["value"]
-                results.add(f"derived/{run}/study/{options.label()}vsancestralpct",
-                            100 * (fast["metrics"]["fid"]["value"] - a) / a,
+                results.add(f"derived/{run}/{name}vsancestralpct", 100 * (fast["metrics"]["fid"]["value"] - a) / a,
                             f"100 * (models.{run} {key} fid - {slow} fid) / {slow} fid")
     for run, record in models.items():
         # the headline's gaps and class shares as derived/<run>/..., other N = 10,000 evaluations' as

@@ -108,8 +108,6 @@ class Config:
         return dataclasses.asdict(self)
 
 
-
-
 def _sections(obj: Any) -> dict[str, Any]:
     return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
 
