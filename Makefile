@@ -12,7 +12,7 @@ export MNIST_DIFFUSION_DATA ?= $(if $(wildcard ../shared/data/MNIST/raw),$(abspa
 .DEFAULT_GOAL := help
 .PHONY: help install data verify test test-fast train-smoke train-baseline train-unet clean-runs
 .PHONY: classifier floors evaluate
-.PHONY: bench study experiments results curves
+.PHONY: bench study pilot experiments results curves
 .PHONY: all figures report report-tables test-notebooks
 
 help: ## list the targets
@@ -57,6 +57,11 @@ train-unet: data ## train (or resume) the project's recipe into runs/ddpm_unet/,
 study: data ## the hyperparameter study: 6 runs of 3,000 steps, trained (resumably) and evaluated into results/study_*/ (~4 CPU-h)
 	$(PYTHON) -m mnist_diffusion experiment train study
 	$(PYTHON) -m mnist_diffusion experiment evaluate study
+	$(PYTHON) -m mnist_diffusion experiment summary
+
+pilot: data ## the pilot study: 9 one-factor changes of our recipe at its training FLOPs, trained (resumably) into runs/pilot_*/ and scored into results/pilot_*/metrics.json (~9 CPU-h at one thread)
+	$(PYTHON) -m mnist_diffusion experiment train pilot
+	$(PYTHON) -m mnist_diffusion experiment evaluate pilot
 	$(PYTHON) -m mnist_diffusion experiment summary
 
 experiments: data ## every run of the report, trained resumably (CPU-hours: run in the background; see results/)

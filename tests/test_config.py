@@ -55,6 +55,9 @@ def test_smoke_profile_shrinks_the_run():
         ("model.arch=resnet", "unknown model.arch 'resnet'"),
         ("model.channels=16", "model.channels must be a list of int"),
         ("train.ema_decay=1.5", "train.ema_decay must be in [0, 1)"),
+        ("optim.decay=linear", "optim.decay must be one of constant, cosine"),
+        ("diffusion.prediction=x0", "unknown diffusion.prediction 'x0'; choose one of eps, v"),
+        ("diffusion.min_snr_gamma=-1", "diffusion.min_snr_gamma must be >= 0"),
         ("optim.lr", "--set expects section.key=value"),
     ],
 )
@@ -84,3 +87,8 @@ def test_missing_and_invalid_yaml_files(tmp_path):
     bad.write_text("train: [unclosed")
     with pytest.raises(UserError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_attention_is_for_the_unet_only():
+    with pytest.raises(UserError, match="model.attention needs model.arch unet"):
+        load_config(CONFIGS / "ddpm_baseline.yaml", ["model.attention=true"])

@@ -182,3 +182,66 @@ def test_an_ancestral_step_is_the_posterior_mean_at_the_estimate_plus_noise(clip
     mu = (math.sqrt(alpha[T - 1]) * beta[T] / (1 - alpha[T]) * x
           + math.sqrt(1 - beta[T]) * (1 - alpha[T - 1]) / (1 - alpha[T]) * z_T)
     torch.testing.assert_close(out.double(), mu + math.sqrt(beta[T]) * eps, atol=1e-5, rtol=1e-5)
+
+
+class VFromEps(torch.nn.Module):
+    """A v-predicting network built from an eps-predicting one: v = (eps - sqrt(1 - alpha_t) z_t) / sqrt(alpha_t)."""
+
+    def __init__(self, eps_net, diffusion: GaussianDiffusion) -> None:
+        super().__init__()
+        self.eps_net, self.diffusion = eps_net, diffusion
+
+    def forward(self, z, t_unit):
+        alpha = self.diffusion.alpha[torch.round(t_unit * self.diffusion.T).long()].view(-1, 1, 1, 1)
+        return (self.eps_net(z, t_unit) - (1 - alpha).sqrt() * z) / alpha.sqrt()
+
+
+def _draws(diffusion, batch: int, seed: int):
+    """The (t, eps) that ``diffusion.loss`` draws from a generator seeded with ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
+    t = diffusion.sample_t(batch, generator)
+    return t, torch.randn(batch, 1, 28, 28, generator=generator)
+
+
+def test_v_prediction_is_exact_for_the_exact_v_and_samples_the_gaussian_data():
+    """The exact v-predictor (from the Gaussian oracle) has zero v-loss on a one-image data set, and sampling
+    through eps_at's v -> eps conversion reproduces N(mu, s^2) data, as the eps oracle does."""
+    linear = make_schedule("linear", 1000)
+    v_diffusion = GaussianDiffusion(linear, prediction="v")
+    torch.manual_seed(0)
+    digit = torch.rand(1, 1, 28, 28) * 2 - 1
+    exact_v = VFromEps(GaussianDataOracle(v_diffusion, digit, s=0.0), v_diffusion)
+    assert v_diffusion.loss(exact_v, digit.expand(256, -1, -1, -1), torch.Generator().manual_seed(1)).item() < 1e-6
+    mu, s = 0.3, 0.2
+    v_oracle = VFromEps(GaussianDataOracle(v_diffusion, torch.tensor(mu), s), v_diffusion)
+    out = ddim_sample(v_oracle, v_diffusion, 64, steps=1000, seed=3, clip_x0=False).images
+    assert abs(out.mean().item() - mu) < 0.01 and abs(out.std().item() - s) < 0.02 * s + 0.003
+
+
+@pytest.mark.parametrize("prediction, gamma", [("eps", 0.0), ("v", 0.0), ("eps", 5.0), ("v", 5.0)])
+def test_loss_variants_are_the_x_loss_with_their_snr_weights(prediction, gamma):
+    """Every variant is a weighted x-loss: per image, w(SNR_t) || x - x_hat ||^2 with w = SNR (eps), SNR + 1 (v),
+    min(SNR, gamma) (min-SNR-gamma, either prediction); checked in float64 for a network that is not exact."""
+    diffusion = GaussianDiffusion(make_schedule("linear", 1000), prediction=prediction, min_snr_gamma=gamma)
+    net = UNet(channels=(8, 16), groups=4).eval()
+    torch.manual_seed(2)
+    x = torch.rand(16, 1, 28, 28) * 2 - 1
+    with torch.no_grad():
+        loss = diffusion.loss(net, x, torch.Generator().manual_seed(7)).item()
+        t, eps = _draws(diffusion, 16, 7)
+        alpha = diffusion.schedule.alpha[t].view(-1, 1, 1, 1)
+        z = (alpha.sqrt() * x + (1 - alpha).sqrt() * eps).float()
+        out = net(z, t.float() / 1000).double()
+    eps_hat = out if prediction == "eps" else alpha.sqrt() * out + (1 - alpha).sqrt() * z
+    x_hat = (z - (1 - alpha).sqrt() * eps_hat) / alpha.sqrt()
+    snr = (alpha / (1 - alpha)).view(-1)
+    weight = snr.clamp(max=gamma) if gamma else snr + (prediction == "v")
+    expected = (weight * (x_hat - x).square().mean(dim=(1, 2, 3))).mean().item()
+    assert loss == pytest.approx(expected, rel=1e-4)
+
+
+def test_bad_prediction_and_gamma_are_refused():
+    with pytest.raises(ValueError, match="prediction must be one of"):
+        GaussianDiffusion(make_schedule("linear", 10), prediction="x0")
+    with pytest.raises(ValueError, match="min_snr_gamma must be >= 0"):
+        GaussianDiffusion(make_schedule("linear", 10), min_snr_gamma=-1.0)

@@ -20,6 +20,39 @@ from mnist_diffusion.scale import RUNS_ENV, resolve_scale
 from mnist_diffusion.training.checkpoint import list_checkpoints, load_checkpoint
 
 
+def _training_flops(config) -> float:
+    """Forward + backward FLOPs of one training step of ``config``'s network (counted on meta tensors: no compute)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from mnist_diffusion.training.build import build_network
+
+    with torch.device("meta"):
+        net = build_network(config)
+        x, t = torch.randn(config.train.batch_size, 1, 28, 28), torch.rand(config.train.batch_size)
+    with FlopCounterMode(display=False) as counter:
+        net(x, t).sum().backward()
+    return counter.get_total_flops()
+
+
+def test_pilots_change_one_factor_each_at_the_controls_training_flops():
+    control = ex.experiment_config(ex.PILOT_CONTROL)
+    budget = control.train.steps * _training_flops(control)
+    assert budget == pytest.approx(254.6e12, rel=1e-3)
+    flat = lambda c: {(s, k): v for s, sec in c.to_dict().items() if isinstance(sec, dict) for k, v in sec.items()}  # noqa: E731
+    ignored = {("train", "steps"), ("train", "sample_every"), ("train", "checkpoint_every"), ("train", "snapshot_steps")}
+    factors = set()
+    for pilot in ex.PILOTS:
+        config = ex.experiment_config(pilot.name)
+        # each pilot's steps round its share of the budget: within half a step of equal FLOPs
+        assert abs(config.train.steps * _training_flops(config) - budget) <= 0.5 * _training_flops(config)
+        changed = {key for key, value in flat(config).items() if flat(control)[key] != value} - ignored
+        assert changed and changed <= {("model", "channels"), ("model", "attention")} or len(changed) == 1, pilot.name
+        factors.add(frozenset(changed))
+        assert pilot.evaluations == ex.PILOT_EVALUATIONS and pilot.group == "pilot"
+    assert len(factors) == len(ex.PILOTS) - 1  # the two widths change the same key
+    assert ex.PILOT_EVALUATIONS[0].seed == ex.SELECTION_SEED  # chosen on seeds no headline uses
+
+
 def test_registry_configs_build_and_study_changes_one_factor_each():
     recipe = ex.experiment_config("study_recipe").to_dict()
     baseline = ex.experiment_config("study_baseline").to_dict()
@@ -345,7 +378,7 @@ def test_committed_results_record_each_evaluations_options_under_its_derived_key
         record = json.loads(path.read_text())
         declared = {evaluation.key: evaluation.options for evaluation in e.evaluations}
         assert set(record["evaluations"]) == set(declared) and record["headline"] == e.evaluations[0].key, name
-        entry = summary["study" if e.group == "study" else "models"][name]
+        entry = summary[ex_running.SUMMARY_SECTIONS[e.group]][name]
         for key, evaluation in record["evaluations"].items():
             assert evaluation["options"] == declared[key].to_dict() == entry["evaluations"][key]["options"]
             assert evaluation["sample_args"] == declared[key].sample_args(), (name, key)
@@ -377,6 +410,10 @@ def test_full_scale_accessors_load_what_is_committed_and_never_compute(monkeypat
     refuse_to_compute(monkeypatch)
     assert not ex.FULL.may_compute
     for name, e in ex.EXPERIMENTS.items():  # the committed metrics are of the committed weights
+        if e.group == "pilot" and not (ex.results_dir(ex.FULL) / name / "metrics.json").is_file():
+            with pytest.raises(UserError, match=rf"(runs/{name}/ema\.pt|results/{name}/metrics\.json) is missing: run `make pilot`$"):
+                ex.metrics(name, ex.FULL)  # a pilot not yet run (its weights are scratch, never committed)
+            continue
         assert ex.metrics(name, ex.FULL)["headline"] == e.evaluations[0].key
     points = ex.curve("ddpm_unet", ex.FULL)
     assert len(points) > 1 and points == ex.summary(ex.FULL)["models"]["ddpm_unet"]["curve"]

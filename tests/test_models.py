@@ -8,6 +8,7 @@ from torch import nn
 
 from mnist_diffusion.errors import UserError
 from mnist_diffusion.models import CourseworkCNN, UNet, build_model, count_parameters
+from mnist_diffusion.models.unet import SelfAttention
 
 
 @pytest.mark.parametrize("model", [CourseworkCNN(), UNet()], ids=["cnn", "unet"])
@@ -155,3 +156,33 @@ def test_unet_in_place_additions_keep_gradients_exact():
     torch.testing.assert_close(out, want_out)
     for got, expected in zip(grads, want):
         torch.testing.assert_close(got, expected)
+
+
+def test_self_attention_is_multi_head_attention_over_positions():
+    """The block against an independent float64 computation: softmax(q k^T / sqrt(d)) v per head, over the H x W
+    positions, projected and added to x; with its zero-initialised projection it starts as the identity."""
+    torch.manual_seed(0)
+    block = SelfAttention(channels=8, groups=4, heads=2).double()
+    x = torch.randn(3, 8, 7, 7, dtype=torch.float64)
+    assert torch.equal(block(x), x)
+    nn.init.normal_(block.proj.weight)
+    qkv = block.qkv(block.norm(x)).flatten(2)  # [B, 3C, HW]
+    q, k, v = qkv.split(8, dim=1)
+    heads = lambda a: a.reshape(3, 2, 4, 49)  # noqa: E731  [B, heads, C / heads, HW]
+    q, k, v = heads(q), heads(k), heads(v)
+    weights = torch.softmax(torch.einsum("bhci,bhcj->bhij", q, k) / math.sqrt(4), dim=-1)
+    attended = torch.einsum("bhij,bhcj->bhci", weights, v).reshape(3, 8, 7, 7)
+    torch.testing.assert_close(block(x), x + block.proj(attended))
+
+
+def test_unet_attention_sits_at_7x7_and_is_trained():
+    torch.manual_seed(0)
+    net = build_model("unet", [16, 32, 64], attention=True)
+    seen = []
+    net.attention.register_forward_hook(lambda module, args, out: seen.append(tuple(out.shape)))
+    net(torch.randn(2, 1, 28, 28), torch.rand(2)).square().mean().backward()
+    assert seen == [(2, 64, 7, 7)]
+    assert net.attention.proj.weight.grad.abs().sum() > 0
+    assert count_parameters(net) - count_parameters(build_model("unet", [16, 32, 64])) == 64 * 4 * 64 + 4 * 64 + 2 * 64
+    with pytest.raises(UserError, match="no attention block"):
+        build_model("coursework_cnn", [16, 32, 32, 16], attention=True)

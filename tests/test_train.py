@@ -1,6 +1,7 @@
 """The training engine: it learns, it resumes bit for bit, it writes what it promises."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -12,7 +13,7 @@ from mnist_diffusion.training.config import from_dict
 from mnist_diffusion.data import mnist_tensors, to_model_range
 from mnist_diffusion.training.ema import make_ema, update_ema
 from mnist_diffusion.errors import UserError
-from mnist_diffusion.training.loop import train
+from mnist_diffusion.training.loop import learning_rate, train
 
 
 def tiny_config(steps: int, **train_overrides):
@@ -182,3 +183,13 @@ def test_snapshots_hold_the_weights_and_budget_at_their_steps(mnist_root, tmp_pa
             assert torch.equal(snapshot[part][key], value)
     assert snapshot["stats"] == full["stats"] and snapshot["stats"]["images_seen"] == 3 * 16
     assert "optimizer" not in snapshot
+
+
+def test_learning_rate_warms_up_then_holds_or_follows_a_cosine_to_zero():
+    constant = tiny_config(102)  # warm-up of 2 steps, then 100 steps
+    cosine = from_dict({**constant.to_dict(), "optim": {**constant.to_dict()["optim"], "decay": "cosine"}})
+    assert [learning_rate(c, 0) for c in (constant, cosine)] == [5e-4, 5e-4]  # (step + 1) / warm-up
+    assert learning_rate(constant, 2) == learning_rate(constant, 101) == 1e-3
+    lrs = [learning_rate(cosine, s) for s in range(2, 102)]
+    assert lrs[0] == 1e-3 and lrs[50] == pytest.approx(5e-4) and lrs[-1] == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi * 0.99)))
+    assert all(a > b for a, b in zip(lrs, lrs[1:]))

@@ -97,12 +97,12 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
 
 def _add_experiment(sub: argparse._SubParsersAction) -> None:
     """``experiment {train,evaluate,curve,summary,list} [NAME ...] [--only KEY ...] [--inception]``."""
-    from mnist_diffusion.experiments import EXPERIMENTS
+    from mnist_diffusion.experiments import EXPERIMENTS, GROUPS
 
     p = sub.add_parser("experiment", help="the report's named runs: train, evaluate, curve, summary (see results/)")
     p.add_argument("action", choices=("train", "evaluate", "curve", "summary", "list"))
     p.add_argument("names", nargs="*", metavar="NAME",
-                   help=f"experiments ({', '.join(EXPERIMENTS)}), or 'study' / 'final' for a group")
+                   help=f"experiments ({', '.join(EXPERIMENTS)}), or a group: {' / '.join(GROUPS)}")
     p.add_argument("--only", nargs="+", default=None, metavar="KEY",
                    help="evaluate: only these evaluations, e.g. ddim-50_n10000 ancestral_n2000 "
                         "(with --inception, 'inception' alone adds Inception-FID to the evaluated headline)")
@@ -239,7 +239,7 @@ def run_data(args: argparse.Namespace) -> None:
 
 
 def run_experiment(args: argparse.Namespace) -> None:
-    """Run one action of the named experiments (or the groups ``study`` / ``final``), or list them."""
+    """Run one action of the named experiments (or of the groups in ``experiments.GROUPS``), or list them."""
     from mnist_diffusion import experiments as ex
     from mnist_diffusion.scale import resolve_scale
 
@@ -252,14 +252,15 @@ def run_experiment(args: argparse.Namespace) -> None:
         print(f"wrote {ex.summarise(scale)}")
         return
     if not args.names:
-        raise UserError(f"name the experiments to {args.action} (or 'study' / 'final'); see 'experiment list'")
-    grouped = {n for name in args.names if name in ("study", "final") for n in ex.experiment_names(name)}
-    names = [n for name in args.names for n in (ex.experiment_names(name) if name in ("study", "final") else [name])]
+        raise UserError(f"name the experiments to {args.action} (or a group: {' / '.join(ex.GROUPS)}); "
+                        "see 'experiment list'")
+    grouped = {n for name in args.names if name in ex.GROUPS for n in ex.experiment_names(name)}
+    names = [n for name in args.names for n in (ex.experiment_names(name) if name in ex.GROUPS else [name])]
     for name in names:
         ex.get_experiment(name)  # every name checked before any work starts
     for name in dict.fromkeys(names):
-        if args.action == "evaluate" and name in grouped and not (ex.results_dir(scale) / name / "ema.pt").is_file():
-            print(f"{name}: skipped (no weights in {ex.results_dir(scale) / name}; train it first)")
+        if args.action == "evaluate" and name in grouped and not ex.published_weights(name, scale).is_file():
+            print(f"{name}: skipped (no weights at {ex.published_weights(name, scale)}; train it first)")
         elif args.action == "train":
             print(f"{name}: results in {ex.train_experiment(name, scale, progress)}")
         elif args.action == "evaluate":

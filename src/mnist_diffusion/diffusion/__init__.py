@@ -7,6 +7,7 @@
 """
 
 from mnist_diffusion.diffusion.ancestral import VARIANCES, ancestral_sample
+from mnist_diffusion.diffusion.ddpm import PREDICTIONS
 from mnist_diffusion.diffusion.common import SampleResult
 from mnist_diffusion.diffusion.ddim import ddim_sample, ddim_timesteps
 from mnist_diffusion.diffusion.dpm_solver import dpm_solver_sample
@@ -18,5 +19,5 @@ SAMPLERS = ("ancestral", "ddim", *DPM_SOLVERS)
 #: The samplers that visit a sub-sequence of ``steps`` steps (one network call each); ancestral visits all T.
 STEPPED_SAMPLERS = ("ddim", *DPM_SOLVERS)
 
-__all__ = ["DPM_SOLVERS", "SAMPLERS", "STEPPED_SAMPLERS", "VARIANCES", "SampleResult", "ancestral_sample", "ddim_sample", "ddim_timesteps",
+__all__ = ["DPM_SOLVERS", "PREDICTIONS", "SAMPLERS", "STEPPED_SAMPLERS", "VARIANCES", "SampleResult", "ancestral_sample", "ddim_sample", "ddim_timesteps",
            "dpm_solver_sample"]

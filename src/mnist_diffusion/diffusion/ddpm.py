@@ -8,7 +8,16 @@ Read beside the report's equations (Prince 2023, ch. 18):
 * objective           L = || eps - g(z_t, t) ||^2,                            t ~ U{1..T}
 * estimate of x       x_hat = (z_t - sqrt(1 - alpha_t) eps_hat) / sqrt(alpha_t),  eps_hat = g(z_t, t)
 
-``g`` is the noise-prediction network (Prince's g_t[z_t, phi]). Networks see time as t / T in [0, 1]
+``g`` is the noise-prediction network (Prince's g_t[z_t, phi]). Two variants of the objective, both options:
+
+* v-prediction (Salimans & Ho 2022): the network outputs v_hat for v = sqrt(alpha_t) eps - sqrt(1 - alpha_t) x and
+  the loss is || v - v_hat ||^2; then eps_hat = sqrt(alpha_t) v_hat + sqrt(1 - alpha_t) z_t, so every sampler
+  works unchanged through :meth:`GaussianDiffusion.eps_at`. Since eps_hat - eps = sqrt(alpha_t) (v_hat - v), the
+  v-loss is the eps-loss weighted by 1 / alpha_t = 1 + 1 / SNR_t.
+* min-SNR-gamma weighting (Hang et al. 2023), SNR_t = alpha_t / (1 - alpha_t): each image's loss is multiplied by
+  min(SNR_t, gamma) / SNR_t (eps) or min(SNR_t, gamma) / (SNR_t + 1) (v), which in both cases is the x-loss
+  || x - x_hat ||^2 weighted by min(SNR_t, gamma): the easy, low-noise steps no longer dominate the gradient.
+ Networks see time as t / T in [0, 1]
 so that the same architecture serves any T. Images are float tensors in [-1, 1], shape [B, 1, 28, 28].
 
 Time comes in two forms, one per direction. Training draws its own t for every image, so the forward process
@@ -29,6 +38,10 @@ from torch import Tensor, nn
 from mnist_diffusion.diffusion.schedules import NoiseSchedule
 
 
+#: What a DDPM network outputs: the noise eps, or v = sqrt(alpha_t) eps - sqrt(1 - alpha_t) x.
+PREDICTIONS = ("eps", "v")
+
+
 def _per_sample(values: Tensor, t: Tensor) -> Tensor:
     """Gather ``values[t]`` for a batch of integer steps t [B] and shape it [B, 1, 1, 1] to broadcast over images."""
     return values[t].view(-1, 1, 1, 1)
@@ -42,7 +55,14 @@ class GaussianDiffusion:
     alpha_t and beta_t as float64 Python floats, a list of T + 1, for the samplers' per-step scalars.
     """
 
-    def __init__(self, schedule: NoiseSchedule, device: torch.device | str = "cpu") -> None:
+    def __init__(self, schedule: NoiseSchedule, device: torch.device | str = "cpu", prediction: str = "eps",
+                 min_snr_gamma: float = 0.0) -> None:
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+        if min_snr_gamma < 0:
+            raise ValueError(f"min_snr_gamma must be >= 0 (0 = off), got {min_snr_gamma}")
+        self.prediction = prediction
+        self.min_snr_gamma = min_snr_gamma
         self.schedule = schedule
         self.T = schedule.T
         self.device = torch.device(device)
@@ -51,6 +71,9 @@ class GaussianDiffusion:
         self.alpha = as_f32(schedule.alpha)
         self.sqrt_alpha = as_f32(schedule.alpha.sqrt())
         self.sqrt_one_minus_alpha = as_f32((1 - schedule.alpha).sqrt())
+        snr = schedule.alpha / (1 - schedule.alpha)  # float64; inf at t = 0, which training never draws
+        # Per-step weight of the native loss (eps- or v-MSE) under min-SNR-gamma; see the module docstring.
+        self.loss_weight = as_f32(snr.clamp(max=min_snr_gamma) / (snr + (prediction == "v"))) if min_snr_gamma else None
         # Samplers move a whole batch through the same step t, so they use these per-step scalars (exact
         # float64 values as Python floats) instead of per-sample gathers: fewer, cheaper tensor operations.
         self.alpha_at: list[float] = schedule.alpha.tolist()
@@ -77,7 +100,8 @@ class GaussianDiffusion:
 
     def loss(self, model: nn.Module, x: Tensor, generator: torch.Generator | None = None,
              shard: tuple[int, int] | None = None) -> Tensor:
-        """The epsilon-prediction objective, mean over batch and pixels: mean || eps - g(z_t, t) ||^2 with t ~ U{1..T}.
+        """The training objective, mean over batch and pixels: mean || eps - g(z_t, t) ||^2 with t ~ U{1..T}, or
+        its v-prediction and min-SNR-gamma variants (module docstring): mean over images of w_t || v - v_hat ||^2.
 
         x: clean images float32 [B, 1, 28, 28] in [-1, 1]. Randomness (t ~ U{1..T} [B], then eps ~ N(0, I) of x's
         shape) comes from ``generator``, drawn for the whole batch; ``shard`` = (start, stop) then keeps only those
@@ -88,7 +112,16 @@ class GaussianDiffusion:
         if shard is not None:
             x, t, eps = x[shard[0] : shard[1]], t[shard[0] : shard[1]], eps[shard[0] : shard[1]]
         z_t = self.q_sample(x, t, eps)
-        return F.mse_loss(model(z_t, self.model_time(t)), eps)
+        target = eps if self.prediction == "eps" else self.v_target(x, t, eps)
+        output = model(z_t, self.model_time(t))
+        if self.loss_weight is None:
+            return F.mse_loss(output, target)
+        per_image = (output - target).square().mean(dim=(1, 2, 3))
+        return (per_image * self.loss_weight[t]).mean()
+
+    def v_target(self, x: Tensor, t: Tensor, eps: Tensor) -> Tensor:
+        """v = sqrt(alpha_t) eps - sqrt(1 - alpha_t) x for images x, noise eps [B, 1, 28, 28] and steps t int64 [B]."""
+        return _per_sample(self.sqrt_alpha, t) * eps - _per_sample(self.sqrt_one_minus_alpha, t) * x
 
     # --- reverse process: one step t (a Python int in 1..T) shared by the batch --------------------------------
 
@@ -110,12 +143,15 @@ class GaussianDiffusion:
 
         z_t: float32 [B, 1, 28, 28]; t: an int in 1..T (the network sees t / T). Returns float32 [B, 1, 28, 28]:
 
-        * without ``clip_x0``: the network's output eps_hat = g(z_t, t);
+        * without ``clip_x0``: the network's output eps_hat = g(z_t, t) (a v-predicting network's v_hat becomes
+          eps_hat = sqrt(alpha_t) v_hat + sqrt(1 - alpha_t) z_t);
         * with it: the noise implied by the clipped estimate of x,
           eps_hat = (z_t - sqrt(alpha_t) clip(x_hat, -1, 1)) / sqrt(1 - alpha_t), x_hat = :meth:`x0_at`,
           so that the x_hat a sampler then computes from eps_hat lies in the data range [-1, 1] (to float rounding).
         """
         eps_hat = model(z_t, self._model_times[t].expand(z_t.shape[0]))
+        if self.prediction == "v":
+            eps_hat = torch.add(eps_hat.mul_(math.sqrt(self.alpha_at[t])), z_t, alpha=math.sqrt(1 - self.alpha_at[t]))
         if clip_x0:
             sqrt_alpha_t, sqrt_one_minus_alpha_t = math.sqrt(self.alpha_at[t]), math.sqrt(1 - self.alpha_at[t])
             x0_hat = self.x0_at(z_t, t, eps_hat).clamp_(-1, 1)

@@ -238,7 +238,7 @@ class Experiment:
     name: str
     config: str
     overrides: tuple[str, ...] = ()
-    group: str = "final"  # final | study
+    group: str = "final"  # one of GROUPS
     description: str = ""
     #: Its evaluations; the first is the headline.
     evaluations: tuple[Evaluation, ...] = ()
@@ -259,11 +259,11 @@ class Experiment:
     def train_target(self) -> str:
         """The make target that trains it (and publishes its weights)."""
         return {"ddpm_baseline": "train-baseline", "ddpm_unet": "train-unet"}.get(
-            self.name, "study" if self.group == "study" else "experiments")
+            self.name, "experiments" if self.group == "final" else self.group)
 
     def evaluate_target(self) -> str:
         """The make target that (re-)evaluates it into ``metrics.json``."""
-        return "study" if self.group == "study" else "results"
+        return "results" if self.group == "final" else self.group
 
 
 #: The study started from our first recipe, which used Nichol & Dhariwal's cosine schedule; the study found the
@@ -305,6 +305,40 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     _study("study_lr", "first recipe, learning rate 2e-4", "optim.lr=2.0e-4"),
     _study("study_ema", "first recipe, no EMA", "train.ema_decay=0.0"),
 ]}
+#: The pilot study (DDPM issue, part 2): each pilot changes one factor of the project's recipe (``PILOT_CONTROL``)
+#: and trains for the same training FLOPs as the recipe's 9,375 steps of 128 images: 254.6 TFLOP of forward and
+#: backward convolutions and matrix products, as torch's FlopCounterMode counts them (a test recounts each pilot's
+#: steps). Equal FLOPs, not equal wall-clock: the pilots run two at a time on a shared 2-core machine, where
+#: wall-clock is noisy; each still records its training seconds. Width 128 (147 steps at this budget, fewer than
+#: the 200 warm-up steps; its N = 2,000 evaluation alone about 3 CPU-hours) is left out. Every pilot is scored with
+#: the chosen sampler on the selection seed, as the control already is. Pilot weights are scratch (runs/), not
+#: published: only their metrics are kept.
+PILOT_CONTROL = "ddpm_unet"
+PILOT_EVALUATIONS = CHOSEN_SAMPLER_EVALUATIONS
+
+
+def _pilot(name: str, description: str, steps: int, *overrides: str) -> Experiment:
+    return Experiment(f"pilot_{name}", "ddpm_unet.yaml",
+                      (f"train.steps={steps}", "train.sample_every=0", "train.checkpoint_every=250", *overrides),
+                      "pilot", description, PILOT_EVALUATIONS)
+
+
+PILOTS = [
+    _pilot("width32", "width 32/64/128", 2_350, "model.channels=[32, 64, 128]"),
+    _pilot("width64", "width 64/128/256", 588, "model.channels=[64, 128, 256]"),
+    _pilot("attention", "self-attention at 7x7", 9_090, "model.attention=true"),
+    _pilot("width32_attention", "width 32/64/128, self-attention at 7x7", 2_288, "model.channels=[32, 64, 128]",
+           "model.attention=true"),
+    _pilot("minsnr", "min-SNR-5 loss weighting", 9_375, "diffusion.min_snr_gamma=5"),
+    _pilot("vpred", "v-prediction", 9_375, "diffusion.prediction=v"),
+    _pilot("cosine_lr", "cosine learning-rate decay to zero", 9_375, "optim.decay=cosine"),
+    _pilot("ema9995", "EMA decay 0.9995", 9_375, "train.ema_decay=0.9995"),
+    _pilot("batch64", "batch size 64", 18_750, "train.batch_size=64"),
+]
+EXPERIMENTS.update((e.name, e) for e in PILOTS)
+#: Groups of experiments, each a name for the CLI and a make target: the final runs, the hyperparameter study
+#: (equal steps, DDIM-50), the pilot study (equal FLOPs, the chosen sampler).
+GROUPS = ("final", "study", "pilot")
 #: The study's factors: the run that changes one factor of our first recipe to the baseline's choice.
 STUDY_FACTORS = {"network": "study_network", "noise schedule": "study_schedule", "learning rate": "study_lr",
                  "EMA": "study_ema"}
@@ -318,7 +352,7 @@ def get_experiment(name: str) -> Experiment:
 
 
 def experiment_names(group: str | None = None) -> list[str]:
-    """Names of the experiments of ``group`` (``final`` | ``study``), or of all."""
+    """Names of the experiments of ``group`` (one of :data:`GROUPS`), or of all."""
     return [name for name, e in EXPERIMENTS.items() if group in (None, e.group)]
 
 
@@ -340,8 +374,8 @@ def results_dir(scale: Scale | str | None = None) -> Path:
 
 
 def published_weights(name: str, scale: Scale | str | None = None) -> Path:
-    """``results/<name>/ema.pt`` (it may not exist yet)."""
-    return results_dir(scale) / name / "ema.pt"
+    """``results/<name>/ema.pt`` (it may not exist yet); a pilot's weights stay in its run folder (scratch)."""
+    return (run_dir(name, scale) if get_experiment(name).group == "pilot" else results_dir(scale) / name) / "ema.pt"
 
 
 def relative(path: Path) -> str:

@@ -21,7 +21,7 @@ import yaml
 from mnist_diffusion.errors import UserError
 from mnist_diffusion.experiments.draws import draw_samples, weights_digest
 from mnist_diffusion.experiments.registry import (
-    CURVE_METRICS, CURVE_N, CURVE_SEED, ENDPOINT_N, EXPERIMENTS, RESTORATION_N, STUDY_FACTORS, STUDY_STEPS,
+    CURVE_METRICS, CURVE_N, CURVE_SEED, ENDPOINT_N, EXPERIMENTS, PILOT_CONTROL, RESTORATION_N, STUDY_FACTORS, STUDY_STEPS,
     Evaluation, data_free, experiment_config, get_experiment, published_weights, read_json, relative, results_dir,
     run_dir,
 )
@@ -88,12 +88,14 @@ def take_snapshot(name: str, scale: Scale | str | None = None) -> bool:
 
 
 def publish_weights(name: str, scale: Scale | str | None = None) -> Path:
-    """Copy ``ema.pt`` (+ its digest), ``log.jsonl``, ``config.yaml`` and ``hardware.json`` into ``results/<name>/``."""
+    """Copy ``ema.pt`` (+ its digest), ``log.jsonl``, ``config.yaml`` and ``hardware.json`` into ``results/<name>/``
+    (a pilot's weights stay in its run folder: see ``registry.PILOTS``)."""
     source, target = run_dir(name, scale), results_dir(scale) / name
     if not (source / "ema.pt").is_file():
         raise UserError(f"{source / 'ema.pt'} does not exist: train first (python -m mnist_diffusion experiment train {name})")
     target.mkdir(parents=True, exist_ok=True)
-    for file in ("ema.pt", "ema.pt.sha256", "log.jsonl", "config.yaml", "hardware.json"):
+    weights = ("ema.pt", "ema.pt.sha256") if get_experiment(name).group != "pilot" else ()
+    for file in (*weights, "log.jsonl", "config.yaml", "hardware.json"):
         if (source / file).is_file():
             shutil.copy2(source / file, target / file)
     return target
@@ -299,16 +301,19 @@ def committed_floors() -> dict[int, dict[str, Any]]:
     return found
 
 
+#: The section of ``summary.json`` that holds each group's runs.
+SUMMARY_SECTIONS = {"final": "models", "study": "study", "pilot": "pilots"}
 #: The fields of an evaluation that ``summary.json`` keeps (besides its metrics' values, stds and floors).
 SUMMARY_FIELDS = ("options", "sample_args", "data_free", "n", "sets", "seeds")
 
 
 def summarise(scale: Scale | str | None = None) -> Path:
-    """Gather every experiment's headline evaluation, the study and the curves into ``results/summary.json``."""
+    """Gather every experiment's evaluations (final runs, the hyperparameter study, the pilots) and the curves into
+    ``results/summary.json``."""
     from mnist_diffusion.evaluation.classifier import training_record
 
     root = results_dir(scale)
-    models, study = {}, {}
+    sections: dict[str, dict[str, Any]] = {section: {} for section in SUMMARY_SECTIONS.values()}
     for name, e in EXPERIMENTS.items():
         record = read_json(root / name / "metrics.json")
         if not record:
@@ -324,14 +329,13 @@ def summarise(scale: Scale | str | None = None) -> Path:
                  "restoration": record.get("restoration"), "endpoint": record.get("endpoint"),
                  "curve": (curve := read_json(root / name / "curve.json")).get("points"),
                  "curve_ends_at_published_weights": curve.get("ends_at_published_weights")}
-        (study if e.group == "study" else models)[name] = entry
+        sections[SUMMARY_SECTIONS[e.group]][name] = entry
     floors = {str(n): {k: {"value": m["value"], "std": m["std"]} for k, m in data["metrics"].items()}
               for n, data in committed_floors().items()}
     record = training_record() or {}
     classifier = {"sha256": record.get("sha256"), "test_accuracy": record.get("test_accuracy")}
-    summary = {"format": "mnist-diffusion-summary/1", "models": models, "study": study, "floors": floors,
-               "classifier": classifier,
-               "study_steps": STUDY_STEPS, "study_factors": STUDY_FACTORS}
+    summary = {"format": "mnist-diffusion-summary/1", **sections, "floors": floors, "classifier": classifier,
+               "study_steps": STUDY_STEPS, "study_factors": STUDY_FACTORS, "pilot_control": PILOT_CONTROL}
     out = root / "summary.json"
     write_json(out, summary)
     return out

@@ -93,11 +93,40 @@ class ResidualBlock(nn.Module):
         return h.add_(self.skip(x))
 
 
+class SelfAttention(nn.Module):
+    """x + proj(attention(GN(x))): multi-head self-attention over the H x W positions of x [B, C, H, W].
+
+    Used at the lowest resolution only (7 x 7 = 49 positions), where every position seeing every other is cheap
+    and lets the network relate the far ends of a stroke. ``heads`` must divide C; the output projection starts
+    at zero, so the block starts as the identity.
+    """
+
+    def __init__(self, channels: int, groups: int, heads: int = 4) -> None:
+        super().__init__()
+        if channels % heads:
+            raise ValueError(f"attention heads ({heads}) must divide the channels ({channels})")
+        self.heads = heads
+        self.norm = group_norm(channels, groups)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.proj = nn.Conv2d(channels, channels, 1)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        batch, channels, height, width = x.shape
+        qkv = self.qkv(self.norm(x)).reshape(batch, 3, self.heads, channels // self.heads, height * width)
+        q, k, v = qkv.transpose(-1, -2).unbind(1)  # each [B, heads, HW, C / heads]
+        h = F.scaled_dot_product_attention(q, k, v)  # [B, heads, HW, C / heads]
+        h = h.transpose(-1, -2).reshape(batch, channels, height, width)
+        return x + self.proj(h)
+
+
 class UNet(nn.Module):
     """``forward(x, t)``: x [B, 1, 28, 28], t float [B] in [0, 1] -> output [B, 1, 28, 28].
 
     channels: width of each resolution level (28, 14, 7, ...); blocks_per_level residual blocks per level
-    on each side. The output is eps_hat for the DDPM and x0_hat for cold-diffusion restoration.
+    on each side; ``attention`` adds a :class:`SelfAttention` block after the middle block (lowest resolution).
+    The output is eps_hat (or v_hat) for the DDPM and x0_hat for cold-diffusion restoration.
     """
 
     def __init__(
@@ -108,6 +137,7 @@ class UNet(nn.Module):
         groups: int = 8,
         dropout: float = 0.0,
         in_channels: int = 1,
+        attention: bool = False,
     ) -> None:
         super().__init__()
         channels = list(channels)
@@ -126,6 +156,7 @@ class UNet(nn.Module):
             if level < len(channels) - 1:
                 self.downsample.append(nn.Conv2d(c, c, 3, stride=2, padding=1))
         self.middle = block(c_prev, c_prev)
+        self.attention = SelfAttention(c_prev, groups) if attention else None
         self.up_blocks = nn.ModuleList()
         self.upsample = nn.ModuleList()
         for level in reversed(range(len(channels))):
@@ -151,6 +182,8 @@ class UNet(nn.Module):
             if level < len(self.downsample):
                 h = self.downsample[level](h)
         h = self.middle(h, emb)
+        if self.attention is not None:
+            h = self.attention(h)
         for level, blocks in enumerate(self.up_blocks):
             h = torch.cat([h, skips.pop()], dim=1)
             for blk in blocks:

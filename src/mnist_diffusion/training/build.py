@@ -36,14 +36,15 @@ def resolve_device(name: str = "auto") -> torch.device:
 def build_network(config: Config) -> nn.Module:
     """The network named by ``config.model`` (freshly initialised from the current torch RNG)."""
     m = config.model
-    return build_model(m.arch, m.channels, blocks_per_level=m.blocks_per_level, dropout=m.dropout)
+    return build_model(m.arch, m.channels, blocks_per_level=m.blocks_per_level, dropout=m.dropout,
+                       attention=m.attention)
 
 
 def build_diffusion(config: Config, device: torch.device | str = "cpu") -> GaussianDiffusion:
     """The DDPM forward process described by ``config.diffusion``, with its tensors on ``device``."""
     d = config.diffusion
     schedule = make_schedule(d.schedule, d.T, beta_1=d.beta_1, beta_T=d.beta_T, cosine_s=d.cosine_s)
-    return GaussianDiffusion(schedule, device)
+    return GaussianDiffusion(schedule, device, prediction=d.prediction, min_snr_gamma=d.min_snr_gamma)
 
 
 Process = GaussianDiffusion | ColdDiffusion

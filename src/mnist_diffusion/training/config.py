@@ -19,6 +19,10 @@ from mnist_diffusion.errors import UserError
 from mnist_diffusion.scale import Scale, resolve_scale
 
 
+#: Learning-rate shapes after the warm-up (see training.loop.learning_rate).
+LR_DECAYS = ("constant", "cosine")
+
+
 @dataclass
 class DataConfig:
     root: str | None = None  # folder holding MNIST/raw; None = $MNIST_DIFFUSION_DATA or <repo>/data
@@ -32,6 +36,8 @@ class DiffusionConfig:
     beta_1: float = 1e-4  # linear schedule only
     beta_T: float = 0.02  # linear schedule only
     cosine_s: float = 0.008  # cosine schedule only
+    prediction: str = "eps"  # what the network outputs: eps (Ho et al.) | v = sqrt(alpha_t) eps - sqrt(1 - alpha_t) x
+    min_snr_gamma: float = 0.0  # > 0: weight each image's loss by min(SNR_t, gamma) (Hang et al. 2023); 0 = off
 
 
 @dataclass
@@ -48,6 +54,7 @@ class ModelConfig:
     channels: list[int] = field(default_factory=lambda: [16, 32, 64])
     blocks_per_level: int = 1  # unet only
     dropout: float = 0.0  # unet only
+    attention: bool = False  # unet only: a self-attention block at the lowest resolution (7x7)
 
 
 @dataclass
@@ -58,6 +65,7 @@ class OptimConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     warmup_steps: int = 0  # linear LR warm-up from 0
     grad_clip: float = 0.0  # max gradient norm; 0 = off
+    decay: str = "constant"  # learning rate after warm-up: constant | cosine (to zero at train.steps)
 
 
 @dataclass
@@ -186,6 +194,11 @@ def validate(config: Config) -> Config:
         (config.optim.weight_decay >= 0, f"optim.weight_decay must be >= 0, got {config.optim.weight_decay}"),
         (config.optim.warmup_steps >= 0, f"optim.warmup_steps must be >= 0, got {config.optim.warmup_steps}"),
         (config.optim.grad_clip >= 0, f"optim.grad_clip must be >= 0 (0 = off), got {config.optim.grad_clip}"),
+        (config.optim.decay in LR_DECAYS, f"optim.decay must be one of {', '.join(LR_DECAYS)}, got {config.optim.decay!r}"),
+        (config.diffusion.min_snr_gamma >= 0,
+         f"diffusion.min_snr_gamma must be >= 0 (0 = off), got {config.diffusion.min_snr_gamma}"),
+        (not config.model.attention or config.model.arch == "unet",
+         f"model.attention needs model.arch unet, got {config.model.arch!r}"),
         (len(config.optim.betas) == 2 and all(0 <= b < 1 for b in config.optim.betas),
          f"optim.betas must be two numbers in [0, 1), got {config.optim.betas}"),
         (config.train.steps >= 1, f"train.steps must be >= 1, got {config.train.steps}"),
@@ -209,7 +222,7 @@ def validate(config: Config) -> Config:
     # helper and the lists of choices that sit beside the code they name.
     from mnist_diffusion.cold import COLD_SAMPLERS
     from mnist_diffusion.cold.degradations import DEGRADATIONS
-    from mnist_diffusion.diffusion import SAMPLERS, VARIANCES
+    from mnist_diffusion.diffusion import PREDICTIONS, SAMPLERS, VARIANCES
     from mnist_diffusion.diffusion.schedules import SCHEDULES, check_steps
     from mnist_diffusion.models import ARCHITECTURES
 
@@ -217,6 +230,7 @@ def validate(config: Config) -> Config:
     check_steps(config.cold.T, "cold.T")
     for value, choices, key in [
         (config.diffusion.schedule, SCHEDULES, "diffusion.schedule"),
+        (config.diffusion.prediction, PREDICTIONS, "diffusion.prediction"),
         (config.cold.degradation, DEGRADATIONS, "cold.degradation"),
         (config.model.arch, ARCHITECTURES, "model.arch"),
         (config.sample.sampler, COLD_SAMPLERS if config.method == "cold" else SAMPLERS, "sample.sampler"),

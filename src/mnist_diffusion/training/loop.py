@@ -39,9 +39,16 @@ from mnist_diffusion.training.sampling import sample_batch
 
 
 def learning_rate(config: Config, step: int) -> float:
-    """Constant LR after a linear warm-up over ``optim.warmup_steps`` steps."""
-    warmup = config.optim.warmup_steps
-    return config.optim.lr * min(1.0, (step + 1) / warmup) if warmup else config.optim.lr
+    """The LR of step ``step`` (0-based): a linear warm-up over ``optim.warmup_steps`` steps, then ``optim.lr``
+    held (``optim.decay`` constant) or decayed as lr * (1 + cos(pi s)) / 2 with s the fraction of the steps after
+    the warm-up that are done (cosine: lr at the warm-up's end, 0 after the last step)."""
+    o, total = config.optim, config.train.steps
+    if step < o.warmup_steps:
+        return o.lr * (step + 1) / o.warmup_steps
+    if o.decay == "cosine":
+        done = (step - o.warmup_steps) / max(total - o.warmup_steps, 1)
+        return o.lr * 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
+    return o.lr
 
 
 def make_optimizer(config: Config, params) -> torch.optim.Optimizer:
