@@ -32,7 +32,8 @@ def synthetic_summary() -> dict:
 
     def model(fid):
         return {"description": "x", "headline": "ddim-50_n10000",
-                "training": {"steps": 14063, "train_seconds": 7200.0, "images_seen": 1800064},
+                "training": {"steps": 14063, "train_seconds": 7200.0, "images_seen": 1800064,
+                             "hardware": {"cores": 2, "torch_threads": 1}},
                 "evaluations": {"ddim-50_n10000": evaluation(fid, 10000, 3, "ddim", 50),
                                 "ddim-50_n2000": evaluation(fid * 1.1, 2000, 1, "ddim", 50),
                                 "ancestral_n2000": evaluation(fid, 2000, 1, "ancestral", None)},
@@ -278,6 +279,13 @@ def test_notebooks_are_thin_and_clean():
             assert not cell["outputs"], f"{notebook.name}: commit notebooks without outputs (make figures runs them)"
 
 
+def cold_rows(table: str) -> dict[str, list[str]]:
+    """The cold table's body as {row label: data cells}."""
+    body = table.split("\\midrule", 1)[1].split("\\bottomrule")[0]
+    rows = [row.strip().removesuffix("\\\\").strip() for row in body.split("\\addlinespace")]
+    return {row.split(" & ")[0]: row.split(" & ")[1:] for row in rows if row}
+
+
 def test_cold_table_shows_the_endpoint_spread_when_measured():
     summary = synthetic_summary()
     cold = {**summary["models"]["ddpm_unet"], "endpoint": {"n": 256, "estimates": 0.02138, "test_images": 0.5512}}
@@ -286,10 +294,12 @@ def test_cold_table_shows_the_endpoint_spread_when_measured():
     assert "endpoint" not in rt.cold_table(results, summary)
     summary["models"]["cold_palimpsest"] = cold
     results = rt.collect(summary)
-    row = next(line for line in rt.cold_table(results, summary).splitlines() if line.startswith("spread of"))
-    assert row.startswith("spread of $R(\\x_T, T)$ over \\res{cold_palimpsest/endpoint/n} endpoints")
-    assert "\\res{cold_palimpsest/endpoint/estimates} (\\res{cold_palimpsest/endpoint/testimages})" in row
-    assert row.endswith("-- (--) \\\\")  # the blur model has no endpoint record
+    table = rt.cold_table(results, summary)
+    assert "\\makecell[b]{spread\\\\$N = \\res{cold_palimpsest/endpoint/n}$}" in table  # the group names its N
+    rows = cold_rows(table)
+    assert rows["palimpsest"][-1] == ("\\makecell[r]{\\res{cold_palimpsest/endpoint/estimates}\\\\"
+                                      "(\\res{cold_palimpsest/endpoint/testimages})}")
+    assert rows["blur"][-1] == "--"  # the blur model has no endpoint record
     values = {m["key"]: m["value"] for m in map(DEFRESULT.match, results.tex().splitlines()) if m}
     assert (values["cold_palimpsest/endpoint/estimates"], values["cold_palimpsest/endpoint/testimages"]) == ("0.0214", "0.551")
 
@@ -303,17 +313,77 @@ def test_cold_table_restores_each_model_from_its_own_half_and_full_T():
     summary["models"]["cold_palimpsest"] = {**copy.deepcopy(summary["models"]["ddpm_unet"]), "restoration": restoration(50)}
     summary["models"]["cold_blur"] = {**copy.deepcopy(summary["models"]["ddpm_unet"]), "restoration": restoration(40)}
     table = rt.cold_table(rt.collect(summary), summary)
-    rows = [line for line in table.splitlines() if line.startswith("restoration")]
-    assert len(rows) == 2 and rows[0].startswith("restoration l1 from $t = T/2$")
-    assert "\\res{cold_palimpsest/restore/t25/l1restored} (\\res{cold_palimpsest/restore/t25/l1degraded})" in rows[0]
-    assert rows[0].endswith("\\res{cold_blur/restore/t20/l1restored} (\\res{cold_blur/restore/t20/l1degraded}) \\\\")
-    assert "t50" in rows[1] and "t40" in rows[1]
+    rows = cold_rows(table)
+    assert list(rows) == ["palimpsest", "blur"]
+    assert rows["palimpsest"][-2:] == [
+        f"\\makecell[r]{{\\res{{cold_palimpsest/restore/t{t}/l1restored}}\\\\(\\res{{cold_palimpsest/restore/t{t}/l1degraded}})}}"
+        for t in (25, 50)]
+    assert "t20/l1restored" in rows["blur"][-2] and "t40/l1restored" in rows["blur"][-1]
     assert "$T = 50$ for palimpsest, $T = 40$ for blur" in table
+    assert "\\makecell[b]{restoration $\\ell_1$\\\\$N = 2{,}000$}" in table
     assert "mixture prior" not in table  # no model has that evaluation
     summary["models"]["cold_palimpsest"]["evaluations"]["alg2-mixtureprior_n10000"] = \
         summary["models"]["cold_palimpsest"]["evaluations"]["ddim-50_n10000"]
-    row = next(line for line in rt.cold_table(rt.collect(summary), summary).splitlines() if "mixture prior" in line)
-    assert "\\res{cold_palimpsest/alg2-mixtureprior_n10000/fid}" in row and row.endswith("& -- \\\\")
+    rows = cold_rows(rt.cold_table(rt.collect(summary), summary))  # the copies have no other generation column
+    assert "\\res{cold_palimpsest/alg2-mixtureprior_n10000/fid}" in rows["palimpsest"][0]
+    assert rows["blur"][0] == "--"
+
+
+def test_no_column_of_the_cold_table_mixes_sample_sizes():
+    """Every data column holds numbers at one N, and the column group above it says which."""
+    summary = json.loads((REPO / "results" / "summary.json").read_text())
+    table = rt.cold_table(rt.collect(summary), summary)
+    group_line = table.split("\\toprule\n", 1)[1].split("\n", 1)[0].removesuffix(" \\\\")
+    named = []  # the N each data column's group names
+    for group in group_line.split(" & ")[1:]:
+        width = re.match(r"\\multicolumn\{(\d+)\}", group)
+        named += [re.search(r"N = ([^$]*)\$", group)[1]] * (int(width[1]) if width else 1)
+    for label, cells in cold_rows(table).items():
+        assert len(cells) == len(named), label
+        for cell, n in zip(cells, named):
+            sizes = set()
+            for key in re.findall(r"\\res\{([^}]*)\}", cell):
+                run, *rest = key.split("/")
+                if rest[0] == "restore":
+                    sizes.add(summary["models"][run]["restoration"][rest[1]]["n"])
+                elif rest[0] == "endpoint":
+                    sizes.add(summary["models"][run]["endpoint"]["n"])
+                else:
+                    sizes.add(summary["models"][run]["evaluations"][rest[0]]["n"])
+            assert len(sizes) <= 1, (label, cell)
+            if sizes:
+                printed = n if "\\res{" not in n else str(summary["models"][run]["endpoint"]["n"])
+                assert printed.split(" \\times")[0].replace("{,}", "") == str(sizes.pop()), (label, cell, n)
+
+
+def test_models_table_has_a_row_per_final_model_with_its_budget():
+    summary = synthetic_summary()
+    results = rt.collect(summary)
+    table = rt.models_table(results, summary)
+    body = table.split("\\midrule", 1)[1].split("\\bottomrule")[0].strip().splitlines()
+    assert [row.split(" & ")[0] for row in body] == ["DDPM baseline", "DDPM, our recipe"]
+    assert body[1] == ("DDPM, our recipe & \\res{ddpm_unet/params} & \\res{ddpm_unet/train/steps} & "
+                       "\\res{ddpm_unet/train/images} & \\res{ddpm_unet/train/hours} & \\res{ddpm_unet/train/threads} \\\\")
+    values = {m["key"]: m for m in map(DEFRESULT.match, results.tex().splitlines()) if m}
+    assert values["ddpm_unet/train/threads"]["source"] == "models.ddpm_unet.training.hardware.torch_threads"
+    assert "study_recipe/params" not in values  # the study's runs are not final models
+
+
+def test_parameter_count_equals_the_published_weights():
+    """The report's parameter count (built from the run's config) against an independent count: the numbers of
+    the published EMA weights' tensors (every tensor of the UNet's state dict is a trainable parameter)."""
+    import torch
+
+    weights = torch.load(REPO / "results" / "ddpm_unet" / "ema.pt", map_location="cpu", weights_only=True)
+    independent = sum(tensor.numel() for tensor in weights["ema"].values())
+    assert independent == pytest.approx(367_000, abs=500)  # the UNet 16/32/64: 367k parameters
+    summary = json.loads((REPO / "results" / "summary.json").read_text())
+    results = rt.collect(summary)
+    assert results.values["ddpm_unet/params"] == independent
+    assert rt.parse_value(results.entries["ddpm_unet/params"][0]) == independent
+    # the baseline's state dict also holds its (non-trainable) time-encoding frequencies
+    base = torch.load(REPO / "results" / "ddpm_baseline" / "ema.pt", map_location="cpu", weights_only=True)["ema"]
+    assert results.values["ddpm_baseline/params"] == sum(t.numel() for k, t in base.items() if k != "frequencies")
 
 
 def test_class_shares_are_derived_for_the_headline_and_other_evaluations_at_n_10000():

@@ -3,20 +3,27 @@ them, each under a key and with the JSON path (or formula) it came from (:func:`
 
 Keys read ``<run>/<evaluation>/<metric>`` (e.g. ``ddpm_unet/ddim-50_n10000/fid``), with ``/std``, ``/floor`` and
 ``/floorstd`` variants, ``<run>/headline/<metric>`` for the run's headline evaluation, ``floor/<N>/<metric>``,
-``<run>/train/<quantity>``, ``<run>/restore/t<t>/<quantity>`` and ``derived/<name>``.
+``<run>/train/<quantity>`` (threads included), ``<run>/params`` (final models: trainable parameters),
+``<run>/restore/t<t>/<quantity>`` and ``derived/<name>``.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from typing import Any
 
+import torch
+
 from mnist_diffusion.experiments.registry import (
-    ANCESTRAL, SELECTION_SEED, ddim, dpm_solver, evaluation_key, experiment_config, parse_evaluation_key,
+    ANCESTRAL, EXPERIMENTS, SELECTION_SEED, ddim, dpm_solver, evaluation_key, experiment_config, parse_evaluation_key,
+    results_dir,
 )
 from mnist_diffusion.experiments.results import final_curve_point
-from mnist_diffusion.training.build import build_diffusion
+from mnist_diffusion.models import count_parameters
+from mnist_diffusion.training.build import build_diffusion, build_network
+from mnist_diffusion.training.config import load_config
 
 #: Metrics shown in the tables, in order, with their labels.
 TABLE_METRICS = {
@@ -61,6 +68,23 @@ def format_with_std(value: float | None, std: float | None) -> tuple[str, str]:
 def parse_value(text: str) -> float:
     """Inverse of :func:`format_value` (for tests)."""
     return float(text.replace("\\,", ""))
+
+
+@functools.lru_cache(maxsize=None)
+def parameter_count(run: str) -> tuple[int, str] | None:
+    """Trainable parameters of ``run``'s network and where they were counted: the network built from the config
+    the run was trained with (``results/<run>/config.yaml``; the registry's config for a run without results), or
+    None for a run that is neither. The network is built under a forked RNG, so counting leaves torch's untouched."""
+    path = results_dir() / run / "config.yaml"
+    if path.is_file():
+        config, where = load_config(path), f"results/{run}/config.yaml"
+    elif run in EXPERIMENTS:
+        config, where = experiment_config(run), f"the registry's config of {run}"
+    else:
+        return None
+    with torch.random.fork_rng(devices=[]):
+        count = count_parameters(build_network(config))
+    return count, f"count_parameters(build_network({where}))"
 
 
 class Results:
@@ -119,6 +143,11 @@ def _run_entries(results: Results, run: str, where: str, record: dict[str, Any])
     results.add(f"{run}/train/epochs", training.get("images_seen", 0) / 60_000, f"{where}.training.images_seen / 60000")
     results.add(f"{run}/train/minutes", training.get("train_seconds", 0) / 60, f"{where}.training.train_seconds / 60")
     results.add(f"{run}/train/hours", training.get("train_seconds", 0) / 3600, f"{where}.training.train_seconds / 3600")
+    threads = (training.get("hardware") or {}).get("torch_threads")
+    if threads is not None:
+        results.add(f"{run}/train/threads", threads, f"{where}.training.hardware.torch_threads")
+    if where.startswith("models.") and (counted := parameter_count(run)):
+        results.add(f"{run}/params", counted[0], counted[1])
     for name, r in (record.get("restoration") or {}).items():
         for quantity in ("l1_degraded", "l1_restored"):
             results.add(f"{run}/restore/{name}/{quantity.replace('_', '')}", r[quantity],
