@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_diffusion.evaluation.reference import CACHE_ENV
+from mnist_diffusion.paths import CACHE_ENV
 from mnist_diffusion.paths import clear_caches
 
 

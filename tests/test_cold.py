@@ -172,3 +172,64 @@ def test_custom_degradation_trains_end_to_end_in_the_smoke_profile(mnist_root, t
         assert np.array_equal(npz["targets"], mnist_tensors("test")[0][:5].numpy())
     wrong = run_cli("sample", "--checkpoint", str(run), "--sampler", "ddim", "--out", str(tmp_path / "x.npz"))
     assert wrong.returncode == 2 and "does not apply to a cold-diffusion checkpoint" in wrong.stderr
+
+
+def test_one_step_errors_are_zero_for_algorithm_2_in_bansals_additive_form(digits):
+    """D(x, s) = x + (s / T) e: Algorithm 2's step is exact for any estimate; Algorithm 1's step errs by exactly
+    the restorer's error |x0_hat - x| (its step is x0_hat + ((s - 1) / T) e)."""
+    from mnist_diffusion.cold.step_error import one_step_errors, trajectory_errors
+
+    op = AddPattern(T=5)
+    state = op.sample_state(len(digits), torch.Generator().manual_seed(0))
+    half = lambda x, t: 0.5 * x  # noqa: E731  a restorer that is wrong, and differently so at each step
+    errors = one_step_errors(half, ColdDiffusion(op), digits, state)
+    assert errors["s"] == [5, 4, 3, 2, 1]
+    assert max(errors["alg2"]) < 1e-6 and errors["alg1"] == pytest.approx(errors["restorer"], abs=1e-6)
+    assert min(errors["alg1"]) > 0.1
+    path = trajectory_errors(half, ColdDiffusion(op), digits, state)
+    assert path["s"] == [4, 3, 2, 1, 0] and max(path["alg2"]) < 1e-5 and min(path["alg1"]) > 0.1
+
+
+def test_one_step_error_of_algorithm_2_for_blur_is_the_operators_change_applied_to_the_restorers_error(digits):
+    """Blur is linear in x: Algorithm 2's error is |(D_s - D_{s-1})(x - x0_hat)|, computed here independently."""
+    from mnist_diffusion.cold.step_error import one_step_errors
+
+    op = make_degradation("blur", 10)
+    restorer = lambda x, t: torch.flip(x, dims=[-1])  # noqa: E731  deterministic and wrong
+    errors = one_step_errors(restorer, ColdDiffusion(op), digits, {})
+    for s, error in zip(errors["s"], errors["alg2"]):
+        k_now, k_prev = op.matrices[s].double(), op.matrices[s - 1].double()
+        x = digits.double()
+        x_s = k_now @ x @ k_now.T
+        residual = x - torch.flip(x_s, dims=[-1]).clamp(-1, 1)
+        expected = (k_now @ residual @ k_now.T - k_prev @ residual @ k_prev.T).abs().mean().item()
+        assert error == pytest.approx(expected, abs=1e-5), s
+
+
+def test_algorithm_2_carries_the_endpoints_perturbation_into_x0_unchanged():
+    """AddPattern telescopes: Algorithm 2 returns x_T - e = 0 from x_T = e, so with x_T + p z it returns p z
+    exactly (z: the generator's next draw after the state), whatever the restorer."""
+    op = AddPattern(T=5)
+    restorer = lambda x, t: 0.3 * x  # noqa: E731
+    plain = cold_sample(restorer, ColdDiffusion(op), 4, seed=3).images
+    perturbed = cold_sample(restorer, ColdDiffusion(op), 4, seed=3, perturb=0.2).images
+    generator = torch.Generator().manual_seed(3)
+    op.sample_state(4, generator)
+    z = torch.randn((4, 1, 28, 28), generator=generator)
+    torch.testing.assert_close(plain, torch.zeros_like(plain), atol=1e-6, rtol=0)
+    torch.testing.assert_close(perturbed, (0.2 * z).clamp(-1, 1), atol=1e-6, rtol=0)
+
+
+def test_generation_residual_is_what_algorithm_2_leaves_beside_its_last_estimate():
+    """AddPattern from x_T = e: Algorithm 2 ends at x_0 = x_T - e = 0 and x_1 = e / T, so with R(x, t) = 0.3 x the
+    last estimate is 0.3 e / T and the residual x_0 - x0_hat_1 = -0.3 e / T, computed here from the state."""
+    from mnist_diffusion.cold.step_error import generation_residual
+
+    op = AddPattern(T=4)
+    result = generation_residual(lambda x, t: 0.3 * x, ColdDiffusion(op), 6, seed=5)
+    e = op.sample_state(6, torch.Generator().manual_seed(5))["e"]
+    residual = -0.3 * e / 4
+    assert result["n"] == 6
+    assert result["residual_l1"] == pytest.approx(residual.abs().mean().item(), rel=1e-5)
+    assert result["shared_residual_l1"] == pytest.approx(residual.mean(dim=0).abs().mean().item(), rel=1e-5)
+    assert result["last_step_l1"] == pytest.approx((0.3 * e / 4 - e / 4).abs().mean().item(), rel=1e-5)

@@ -14,7 +14,7 @@ from evaluation_fixtures import evaluation_cache  # noqa: F401 - a fixture
 
 from mnist_diffusion.cli import main
 from mnist_diffusion.data import mnist_tensors
-from mnist_diffusion.evaluation.reference import CACHE_ENV
+from mnist_diffusion.paths import CACHE_ENV
 from mnist_diffusion.evaluation.classifier import CLASSIFIER_ENV, load_classifier
 from mnist_diffusion.evaluation.features import as_uint8_images, load_sample_file
 from mnist_diffusion.errors import UserError

@@ -37,7 +37,7 @@ def _training_flops(config) -> float:
 def test_pilots_change_one_factor_each_at_the_controls_training_flops():
     control = ex.experiment_config(ex.PILOT_CONTROL)
     budget = control.train.steps * _training_flops(control)
-    assert budget == pytest.approx(254.6e12, rel=1e-3)
+    assert budget == pytest.approx(ex.PILOT_BUDGET_TFLOP * 1e12, rel=1e-3)
     flat = lambda c: {(s, k): v for s, sec in c.to_dict().items() if isinstance(sec, dict) for k, v in sec.items()}  # noqa: E731
     ignored = {("train", "steps"), ("train", "sample_every"), ("train", "checkpoint_every"), ("train", "snapshot_steps")}
     factors = set()
@@ -353,18 +353,20 @@ def test_evaluations_are_keyed_by_their_options_and_the_sample_command_accepts_t
             assert ex.parse_evaluation_key(evaluation.key) == (options, evaluation.n)
             args = parser.parse_args(["sample", "--checkpoint", "ema.pt", *options.sample_args()])
             parsed = {"sampler": args.sampler, "steps": args.steps if args.sampler in STEPPED_SAMPLERS else None,
-                      "eta": args.eta, "prior": args.prior, "clip": args.clip_x0}
+                      "eta": args.eta, "prior": args.prior, "clip": args.clip_x0, "perturb": args.perturb}
             assert parsed == options.to_dict(), evaluation.key
             keys.add(evaluation.key)
     assert {"ddim-50_n10000", "ancestral_n2000", "ddim-50-eta1_n2000", "alg2-mixtureprior_n10000",
             "dpmpp2msde-20_n2000_seed1000"} <= keys
     assert {ex.key_seed(key) for key in keys} == {0, ex.SELECTION_SEED}
     # every option shows in the label and reads back, also those no evaluation uses yet
-    for options in (ex.ddim(20, eta=0.5), ex.SampleOptions("ancestral", clip=False), ex.SampleOptions("alg1", prior="training")):
+    for options in (ex.ddim(20, eta=0.5), ex.SampleOptions("ancestral", clip=False), ex.SampleOptions("alg1", prior="training"),
+                    ex.SampleOptions("alg2", perturb=0.05)):
         assert ex.SampleOptions.parse(options.label()) == options and "." not in options.label()
     assert ex.ddim(20, eta=0.5).label() == "ddim-20-eta0p5"
     for bad in ({"sampler": "ancestral", "steps": 50}, {"sampler": "ddim"}, {"sampler": "alg2", "eta": 1.0},
-                {"sampler": "ddim", "steps": 5, "prior": "mixture"}, {"sampler": "alg2", "clip": False}):
+                {"sampler": "ddim", "steps": 5, "prior": "mixture"}, {"sampler": "alg2", "clip": False},
+                {"sampler": "ancestral", "perturb": 0.1}, {"sampler": "alg2", "perturb": -0.1}):
         with pytest.raises(ValueError):
             ex.SampleOptions(**bad)
 
@@ -385,6 +387,16 @@ def test_committed_results_record_each_evaluations_options_under_its_derived_key
             degradation = ex.experiment_config(name).cold.degradation if e.is_cold else None
             assert evaluation["data_free"] == ex.data_free(degradation, declared[key]) \
                 == entry["evaluations"][key]["data_free"], (name, key)
+
+
+def test_summary_names_data_free_headlines_that_the_runs_evaluate():
+    summary = json.loads((repo_root() / "results" / "summary.json").read_text())
+    assert set(summary["headline"]) == {"ddpm", "cold"}
+    for kind, entry in summary["headline"].items():
+        assert (entry["run"], entry["evaluation"]) == ex.HEADLINES[kind]
+        assert entry["evaluation"] in summary["models"][entry["run"]]["evaluations"], kind
+        assert entry["data_free"] is True, kind
+    assert ex.get_experiment(summary["headline"]["cold"]["run"]).is_cold
 
 
 def test_only_the_traced_palimpsest_started_from_training_traces_is_not_data_free():

@@ -64,6 +64,9 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prior", choices=TRACE_PRIORS, default=None,
                    help="cold palimpsest_trace only: draw the endpoint's trace from a training digit (default) "
                         "or from a Gaussian mixture fitted to the training traces")
+    p.add_argument("--perturb", type=float, default=0.0,
+                   help="cold diffusion only: add Gaussian noise of this standard deviation to the endpoint x_T "
+                        "(Bansal et al.'s symmetry breaking; default 0)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=None, help="default: 64 on a CPU, 1000 on a GPU (fastest per image)")
     p.add_argument("--device", default="auto")
@@ -193,6 +196,8 @@ def run_sample(args: argparse.Namespace) -> None:
     options = {"sampler": sampler, **{name: getattr(args, name) for name in relevant}}  # recorded in the npz meta
     if args.prior is not None:
         options["prior"] = args.prior
+    if args.perturb:
+        options["perturb"] = args.perturb
     started = time.perf_counter()
     images = generate(trained, args.n, batch_size=batch_size, seed=args.seed, progress=not args.no_progress, **options)
     seconds = time.perf_counter() - started

@@ -37,6 +37,16 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
     return repo_root() / "data"
 
 
+#: Where derived data that are slow to compute and cheap to keep (reference features, fitted priors) are cached.
+CACHE_ENV = "MNIST_DIFFUSION_CACHE"
+
+
+def cache_root() -> Path:
+    """``$MNIST_DIFFUSION_CACHE`` if set, else ``<repo>/.cache``."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else repo_root() / ".cache"
+
+
 def stage(path: Path, chunks: Iterable[bytes]) -> Path:
     """Write ``chunks`` to a fresh temporary file beside ``path`` and fsync it; return the temporary path.
 

@@ -9,6 +9,7 @@ numbers from one fitted to the training digits' traces instead of picking a trai
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -91,3 +92,33 @@ def fit_gaussian_mixture(z: Tensor, components: int, *, iterations: int = 100, s
         covariances = weighted.transpose(1, 2) @ diff / counts[:, None, None] + regularisation * eye
         mixture = GaussianMixture(weights=counts / n, means=means, covariances=covariances)
     return mixture, history
+
+
+def held_out_split(z: Tensor, validation_share: float = 1 / 6, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """A seeded random split of points z [n, ...] into (fit points, validation points), flattened to [m, d] float64:
+    the validation part is ``validation_share`` of them."""
+    z = z.detach().to(torch.float64).reshape(len(z), -1)
+    order = torch.randperm(len(z), generator=torch.Generator().manual_seed(seed))
+    kept = len(z) - int(round(validation_share * len(z)))
+    return z[order[:kept]], z[order[kept:]]
+
+
+def held_out_log_likelihood(z: Tensor, candidates: list[int], *,
+                            fit: Callable[[Tensor, int], GaussianMixture] | None = None,
+                            validation_share: float = 1 / 6, seed: int = 0,
+                            progress: bool = False) -> dict[int, dict[str, float]]:
+    """Capacity selection on held-out data: for each component count K in ``candidates``, the mean log-likelihood
+    of a mixture fitted to the fit part of :func:`held_out_split` (by ``fit(points, K)``, default
+    :func:`fit_gaussian_mixture`), on those points ("fit") and on the validation part ("validation"). The K with
+    the highest validation value is the capacity the data support; the fit value only ever grows with K.
+    Returns {K: {"fit", "validation"}}."""
+    fit = fit or (lambda points, k: fit_gaussian_mixture(points, k)[0])
+    fit_points, validation = held_out_split(z, validation_share, seed)
+    scores = {}
+    for k in candidates:
+        mixture = fit(fit_points, k)
+        scores[k] = {"fit": mixture.log_prob(fit_points).mean().item(),
+                     "validation": mixture.log_prob(validation).mean().item()}
+        if progress:
+            print(f"K = {k}: fit {scores[k]['fit']:.3f}, validation {scores[k]['validation']:.3f}", flush=True)
+    return scores

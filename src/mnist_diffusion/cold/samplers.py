@@ -79,13 +79,19 @@ def cold_sample(
     return_steps: Iterable[int] = (),
     progress: bool = False,
     prior: str | None = None,
+    perturb: float = 0.0,
 ) -> SampleResult:
     """Unconditional generation: a fresh state per image, x_T from the data-free endpoint, then the sampler.
+
+    ``perturb`` > 0 adds Gaussian noise of that standard deviation to x_T (Bansal et al.'s symmetry breaking for
+    endpoints that carry little information). The state is unchanged, so Algorithm 2, whose updates only add
+    differences D(x0_hat, s - 1) - D(x0_hat, s), carries the added noise into x_0 unchanged.
 
     ``prior``: for degradations with a choice of endpoint prior (``with_prior``, e.g. the traced palimpsest's
     :data:`~mnist_diffusion.cold.trace_prior.TRACE_PRIORS`), the one to draw states from; None keeps the
     degradation's own. Returns images float [n, 1, 28, 28] clamped to [-1, 1]. The only randomness is the state
-    (x_T is a function of it), drawn from one generator seeded with ``seed`` on the process's device."""
+    (x_T is a function of it) and the perturbation, drawn in that order from one generator seeded with ``seed`` on
+    the process's device."""
     generator = make_generator(seed, cold.device)
     degradation = cold.degradation
     if prior is not None:
@@ -97,6 +103,8 @@ def cold_sample(
             raise UserError(str(error)) from None
     state = degradation.sample_state(n, generator, cold.device)
     x_T = degradation.endpoint(state)
+    if perturb:
+        x_T = x_T + perturb * torch.randn(x_T.shape, generator=generator, device=x_T.device)
     return cold_reverse(restorer, cold, x_T, state, cold.T, algorithm=algorithm, clip_x0=clip_x0,
                         return_steps=return_steps, progress=progress)
 

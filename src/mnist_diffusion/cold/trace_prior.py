@@ -8,7 +8,11 @@ of the digit under a scribble, so generation, which has no digit, draws a trace 
   p(trace) = (1 / N) sum_i delta(trace - trace(x_i)): a uniformly drawn training digit's trace;
 * ``"mixture"`` (:class:`MixtureTraces`): a 10-component full-covariance Gaussian mixture fitted by EM to those
   traces (:mod:`mnist_diffusion.cold.mixture`), its draws clipped to [0, 1]: no training image is used at
-  generation time, only the mixture's parameters.
+  generation time, only the mixture's parameters;
+* ``"heldout"``: the same kind of mixture with the component count that maximised the log-likelihood of held-out
+  training traces (:data:`MixtureTraces.HELD_OUT_COMPONENTS` among :data:`MixtureTraces.CANDIDATES`; the
+  selection is recorded in ``results/cold_palimpsest_trace/metrics.json``), the very fit the selection scored
+  (on five sixths of the training traces): capacity chosen on training data, never on test data or FID.
 
 A prior is an object of its own, built once and handed to the operator
 (:class:`~mnist_diffusion.cold.degradations.palimpsest.TracedPalimpsest`), which only draws from it.
@@ -24,11 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mnist_diffusion.cold.mixture import GaussianMixture, fit_gaussian_mixture
-from mnist_diffusion.paths import memo
+from mnist_diffusion.cold.mixture import GaussianMixture, fit_gaussian_mixture, held_out_split
+from mnist_diffusion.paths import cache_root, memo, write_atomic
 
 #: The trace priors by name (``sample --prior``; :meth:`TracedPalimpsest.with_prior`).
-TRACE_PRIORS = ("training", "mixture")
+TRACE_PRIORS = ("training", "mixture", "heldout")
 
 _SIZE = 28
 
@@ -68,6 +72,12 @@ class TracePrior(ABC):
         so that a seed gives the same traces whatever ``device`` they are put on.
         """
 
+    def draw(self, n: int, generator: torch.Generator | None = None,
+             device: torch.device | str = "cpu") -> tuple[Tensor, Tensor | None]:
+        """:meth:`sample`'s traces and, for a prior that hands out training digits' traces, the index of the
+        training digit each came from (int64 [n], on the CPU; None for a prior that uses no training image)."""
+        return self.sample(n, generator, device), None
+
 
 class TrainingTraces(TracePrior):
     """The empirical prior: p(trace) uniform over the traces of the training digits.
@@ -85,33 +95,41 @@ class TrainingTraces(TracePrior):
 
     def sample(self, n: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> Tensor:
         """The traces of n training digits drawn uniformly with replacement: i ~ U{0..N-1}, trace = traces[i]."""
+        return self.draw(n, generator, device)[0]
+
+    def draw(self, n: int, generator: torch.Generator | None = None,
+             device: torch.device | str = "cpu") -> tuple[Tensor, Tensor | None]:
         draw_device = generator.device if generator is not None else "cpu"
-        pick = torch.randint(0, self.traces.shape[0], (n,), generator=generator, device=draw_device)
-        return self.traces[pick.cpu()].to(device)
+        pick = torch.randint(0, self.traces.shape[0], (n,), generator=generator, device=draw_device).cpu()
+        return self.traces[pick].to(device), pick
 
 
 class MixtureTraces(TracePrior):
     """The parametric prior: trace = clip(z, 0, 1) with z ~ sum_k pi_k N(mu_k, Sigma_k), a Gaussian mixture over
     the flattened traces ([k * k]). Build it from training traces with :meth:`fit`."""
 
-    name = "mixture"
-
-    #: Mixture components fitted by :meth:`fit`: one per digit class, not tuned.
+    #: Mixture components of the ``mixture`` prior: one per digit class, not tuned.
     COMPONENTS = 10
+    #: Component counts tried for the ``heldout`` prior, and the one whose fit to five sixths of the training traces
+    #: gave the held-out sixth the highest mean log-likelihood (mixture.held_out_log_likelihood, seed 0).
+    CANDIDATES = (1, 2, 5, 10, 20, 50, 100, 200)
+    HELD_OUT_COMPONENTS = 100
 
-    def __init__(self, mixture: GaussianMixture, cell: int) -> None:
+    def __init__(self, mixture: GaussianMixture, cell: int, name: str = "mixture") -> None:
         super().__init__(cell)
+        self.name = name
         if mixture.means.shape[1] != self.shape[1] * self.shape[2]:
             raise ValueError(f"a mixture over {mixture.means.shape[1]} numbers does not fit traces {self.shape}")
         self.mixture = mixture
 
     @classmethod
-    def fit(cls, traces: Tensor, components: int = COMPONENTS) -> MixtureTraces:
+    def fit(cls, traces: Tensor, components: int = COMPONENTS, name: str = "mixture") -> MixtureTraces:
         """The maximum-likelihood mixture of ``components`` Gaussians for traces [N, 1, k, k], by EM
         (:func:`~mnist_diffusion.cold.mixture.fit_gaussian_mixture` with its fixed seed: the fit is deterministic;
-        100 iterations on the 60,000 training traces take 20-40 s on a 2-core CPU)."""
+        100 iterations on the 60,000 training traces take 20-40 s for 10 components on a 2-core CPU, about
+        linearly more for more)."""
         mixture, _ = fit_gaussian_mixture(traces.reshape(len(traces), -1), components)
-        return cls(mixture, _SIZE // traces.shape[-1])
+        return cls(mixture, _SIZE // traces.shape[-1], name)
 
     def sample(self, n: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> Tensor:
         """n draws z ~ the mixture (float64, on the generator's device), clipped to [0, 1], as float32 [n, 1, k, k]."""
@@ -129,10 +147,13 @@ def training_traces(cell: int = 7) -> Tensor:
 
 def load_trace_prior(name: str, cell: int = 7) -> TracePrior:
     """The named prior (one of :data:`TRACE_PRIORS`) built from the training split, once per process and cell:
-    ``"training"`` loads the 60,000 training traces, ``"mixture"`` fits :class:`MixtureTraces` to them. Later
-    calls return the same object."""
+    ``"training"`` loads the 60,000 training traces, ``"mixture"`` and ``"heldout"`` fit :class:`MixtureTraces`
+    to them (kept in the disk cache, ``<cache root>/trace_prior/``, as fitting a large mixture takes minutes).
+    Later calls return the same object."""
     check_prior_name(name)
-    return _training_prior(cell) if name == "training" else _mixture_prior(cell)
+    if name == "training":
+        return _training_prior(cell)
+    return _mixture_prior(cell, name)
 
 
 @memo(maxsize=None)
@@ -141,5 +162,28 @@ def _training_prior(cell: int) -> TrainingTraces:
 
 
 @memo(maxsize=None)
-def _mixture_prior(cell: int) -> MixtureTraces:
-    return MixtureTraces.fit(_training_prior(cell).traces)
+def _mixture_prior(cell: int, name: str) -> MixtureTraces:
+    traces = _training_prior(cell).traces
+    if name == "heldout":  # the fit that won the selection: on the selection's fit part of the traces
+        return MixtureTraces(fitted_mixture(held_out_split(traces)[0], MixtureTraces.HELD_OUT_COMPONENTS), cell, name)
+    return MixtureTraces(fitted_mixture(traces, MixtureTraces.COMPONENTS), cell, name)
+
+
+def fitted_mixture(traces: Tensor, components: int) -> GaussianMixture:
+    """EM's mixture of ``components`` Gaussians for ``traces`` [N, ...] (flattened to [N, d] in float64): from the
+    disk cache (``<cache root>/trace_prior/``, keyed by the points' digest and the component count), or fitted
+    (:func:`~mnist_diffusion.cold.mixture.fit_gaussian_mixture`) and cached."""
+    import hashlib
+    import io
+
+    traces = traces.detach().to(torch.float64).reshape(len(traces), -1).contiguous()
+    digest = hashlib.sha256(traces.numpy().tobytes()).hexdigest()[:16]
+    path = cache_root() / "trace_prior" / f"mixture_{digest}_k{components}.pt"
+    if path.is_file():
+        stored = torch.load(path, weights_only=True)
+        return GaussianMixture(stored["weights"], stored["means"], stored["covariances"])
+    mixture, _ = fit_gaussian_mixture(traces, components)
+    buffer = io.BytesIO()
+    torch.save({"weights": mixture.weights, "means": mixture.means, "covariances": mixture.covariances}, buffer)
+    write_atomic(path, [buffer.getvalue()])
+    return mixture

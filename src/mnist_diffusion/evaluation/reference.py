@@ -26,7 +26,6 @@ from __future__ import annotations
 import io
 import json
 import numbers
-import os
 import statistics
 import sys
 from dataclasses import dataclass
@@ -45,18 +44,9 @@ from mnist_diffusion.evaluation.memorisation import (MEMORISATION_QUANTILE, Memo
 from mnist_diffusion.evaluation.metrics import (METRICS, METRICS_VERSION, GaussianStats, RealManifold,
                                                 classifier_metrics, gaussian_stats, label_histogram, real_manifold,
                                                 versions)
-from mnist_diffusion.paths import memo, repo_root, write_atomic, write_json
+from mnist_diffusion.paths import cache_root, memo, repo_root, write_atomic, write_json
 
 # ------------------------------------------------------------------------------------------------ cache on disk
-
-CACHE_ENV = "MNIST_DIFFUSION_CACHE"
-
-
-def cache_root() -> Path:
-    """``$MNIST_DIFFUSION_CACHE`` if set, else ``<repo>/.cache``."""
-    env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else repo_root() / ".cache"
-
 
 def cache_folder(key: str) -> Path:
     """``<cache root>/evaluation/<key>`` (not created)."""

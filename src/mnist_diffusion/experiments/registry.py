@@ -30,7 +30,9 @@ class SampleOptions:
 
     ``steps``: the steps (network calls) of DDIM and DPM-Solver++ (ancestral and cold samplers always take all T). ``eta``: DDIM's noise scale (0:
     deterministic). ``prior``: where a cold degradation's endpoint comes from, when it offers a choice (None:
-    its default). ``clip``: DDPM samplers clip the estimate of x to [-1, 1] at every step.
+    its default). ``clip``: DDPM samplers clip the estimate of x to [-1, 1] at every step. ``perturb``: cold
+    samplers only, the standard deviation of Gaussian noise added to the endpoint x_T before sampling (Bansal et
+    al.'s symmetry breaking; 0: none).
     """
 
     sampler: str
@@ -38,6 +40,7 @@ class SampleOptions:
     eta: float = 0.0
     prior: str | None = None
     clip: bool = True
+    perturb: float = 0.0
 
     def __post_init__(self) -> None:
         if self.sampler not in DDPM_SAMPLERS + COLD_SAMPLERS:
@@ -50,10 +53,12 @@ class SampleOptions:
             raise ValueError("a prior applies to cold samplers only")
         if not self.clip and self.sampler not in DDPM_SAMPLERS:
             raise ValueError("cold samplers always clip")
+        if self.perturb and self.sampler not in COLD_SAMPLERS or self.perturb < 0:
+            raise ValueError("perturb is a cold sampler's endpoint noise: >= 0, and cold samplers only")
 
     def label(self, with_steps: bool = True) -> str:
         """The readable name keys are made of: ``ddim-50``, ``ddim-50-eta1``, ``ancestral``, ``alg2-mixtureprior``,
-        ``ddim-50-noclip`` (without ``with_steps``: ``ddim``, ``ddim-eta1``, ...)."""
+        ``ddim-50-noclip``, ``alg2-perturb0p05`` (without ``with_steps``: ``ddim``, ``ddim-eta1``, ...)."""
         parts = [self.sampler]
         if with_steps and self.steps is not None:
             parts.append(str(self.steps))
@@ -63,6 +68,8 @@ class SampleOptions:
             parts.append(f"{self.prior}prior")
         if not self.clip:
             parts.append("noclip")
+        if self.perturb:
+            parts.append("perturb" + f"{self.perturb:g}".replace(".", "p"))
         return "-".join(parts)
 
     def sample_args(self) -> list[str]:
@@ -76,6 +83,8 @@ class SampleOptions:
             args += ["--prior", self.prior]
         if not self.clip:
             args.append("--no-clip-x0")
+        if self.perturb:
+            args += ["--perturb", f"{self.perturb:g}"]
         return args
 
     def generate_kwargs(self) -> dict[str, Any]:
@@ -89,6 +98,8 @@ class SampleOptions:
             kwargs["prior"] = self.prior
         if not self.clip:
             kwargs["clip_x0"] = False
+        if self.perturb:
+            kwargs["perturb"] = self.perturb
         return kwargs
 
     def to_dict(self) -> dict[str, Any]:
@@ -109,6 +120,8 @@ class SampleOptions:
                 options["prior"] = part.removesuffix("prior")
             elif part == "noclip":
                 options["clip"] = False
+            elif re.fullmatch(r"perturb[0-9p]+", part):
+                options["perturb"] = float(part[7:].replace("p", "."))
             else:
                 raise ValueError(f"{label!r} is not a sampler label")
         return cls(sampler, **options)
@@ -211,12 +224,24 @@ SAMPLER_STUDY_EVALUATIONS = (
     Evaluation(ddim(1_000), 2_000, seed=SELECTION_SEED),
 )
 #: The sampler the study chose by its rule (DDIM with eta = 1, 100 calls), for the baseline too: the two recipes
-#: compared at equal sampler, on the study's seed.
+#: compared at equal sampler, on the study's seed; and for the cosine-schedule run, whose verdict was measured with
+#: deterministic DDIM from t = T, where the cosine schedule's alpha_T ~ 2e-9 hurts it most.
 CHOSEN_SAMPLER_EVALUATIONS = (Evaluation(ddim(100, eta=1.0), 2_000, seed=SELECTION_SEED),)
 COLD_EVALUATIONS = (Evaluation(ALG2, 10_000, 3), Evaluation(ALG1, 2_000), Evaluation(DIRECT, 2_000))
 #: Added after the traced palimpsest's headline (whose endpoints carry training digits' traces) to test the
 #: report's caveat: the same model and sampler with traces drawn from a Gaussian mixture fitted to them.
 TRACE_PRIOR_EVALUATIONS = (Evaluation(SampleOptions("alg2", prior="mixture"), 10_000, 3),)
+#: The data-free trace priors compared on the selection seed (cold issue), beside the training traces as the upper
+#: reference: the 10-component mixture and the one whose capacity held-out likelihood chose (trace_prior).
+TRACE_PRIOR_SELECTION_EVALUATIONS = tuple(Evaluation(SampleOptions("alg2", prior=prior), 2_000, seed=SELECTION_SEED)
+                                          for prior in (None, "mixture", "heldout"))
+#: Symmetry breaking at generation (cold issue): Bansal et al. add a little Gaussian noise to the endpoint x_T
+#: before Algorithm 2, for endpoints that tell the restorer little (blur's flat image, the palimpsest's scribble).
+#: Two levels, in [-1, 1] pixel units, beside no perturbation, on the selection seed; Algorithm 2 carries the
+#: noise into x_0.
+PERTURB_LEVELS = (0.02, 0.1)
+PERTURB_EVALUATIONS = tuple(Evaluation(SampleOptions("alg2", perturb=level), 2_000, seed=SELECTION_SEED)
+                            for level in (0.0, *PERTURB_LEVELS))
 STUDY_EVALUATIONS = (Evaluation(ddim(50), 2_000, 3),)
 #: Snapshot steps of the final DDPM runs (roughly log-spaced, ending at each run's last step), for the
 #: quality-per-compute curves.
@@ -227,6 +252,11 @@ CURVE_N, CURVE_SEED = 2_000, 0
 CURVE_METRICS = ("fid", "precision", "recall", "confident_share")
 #: Test images restored per starting step in the cold models' restoration check.
 RESTORATION_N = 2_000
+#: Samples per copying check (experiments.copying), seed 0: the draw the notebooks show (results.SHOWN_SAMPLES),
+#: so the figures' samples are the ones checked; their distances are compared with all 10,000 test digits'.
+COPYING_N = 1_000
+#: Test images on which the cold samplers' steps are compared with the exact trajectory (cold.step_error).
+STEP_ERROR_N = 500
 #: Fresh endpoints whose first estimates R(x_T, T) are compared in the endpoint spread.
 ENDPOINT_N = 256
 
@@ -255,6 +285,15 @@ class Experiment:
         on their own seeds, only where the scale runs them); headline first."""
         kept = (e for e in self.evaluations if scale.selection_studies or not e.seed)
         return list(dict.fromkeys(e.at(scale) for e in kept))
+
+    def copying_options(self, scale: Scale | str = FULL) -> list[SampleOptions]:
+        """The sampler options whose samples get a copying check: a final run's headline options, and for a cold
+        run every unperturbed Algorithm 2 variant that it evaluates at the scale (the generative samplers)."""
+        if self.group != "final":
+            return []
+        evaluations = self.evaluations_at(resolve_scale(scale))
+        chosen = [e.options for e in evaluations if e.options.sampler == "alg2" and not e.options.perturb]
+        return list(dict.fromkeys([self.evaluations[0].options, *(chosen if self.is_cold else [])]))
 
     def train_target(self) -> str:
         """The make target that trains it (and publishes its weights)."""
@@ -288,14 +327,14 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                evaluations=FINAL_DDPM_EVALUATIONS + STOCHASTIC_DDIM_EVALUATIONS + SAMPLER_STUDY_EVALUATIONS),
     Experiment("ddpm_unet_cosine", "ddpm_unet.yaml", (*STUDY_START, f"train.snapshot_steps={list(UNET_CURVE_STEPS)}"),
                description="our first recipe (cosine schedule) at the final budget: the study's prediction checked",
-               evaluations=FINAL_DDPM_EVALUATIONS[:4]),
+               evaluations=FINAL_DDPM_EVALUATIONS[:4] + CHOSEN_SAMPLER_EVALUATIONS),
     Experiment("cold_palimpsest", "cold_palimpsest.yaml", description="cold diffusion, our degradation",
-               evaluations=COLD_EVALUATIONS),
+               evaluations=COLD_EVALUATIONS + PERTURB_EVALUATIONS),
     Experiment("cold_blur", "cold_blur.yaml", description="cold diffusion, blur (reference)",
-               evaluations=COLD_EVALUATIONS),
+               evaluations=COLD_EVALUATIONS + PERTURB_EVALUATIONS),
     Experiment("cold_palimpsest_trace", "cold_palimpsest_trace.yaml",
                description="cold diffusion, our degradation leaving a trace of the digit",
-               evaluations=COLD_EVALUATIONS + TRACE_PRIOR_EVALUATIONS),
+               evaluations=COLD_EVALUATIONS + TRACE_PRIOR_EVALUATIONS + TRACE_PRIOR_SELECTION_EVALUATIONS),
     _study("study_baseline", "baseline recipe", config="ddpm_baseline.yaml", snapshot_of="ddpm_baseline"),
     _study("study_recipe", "our first recipe (cosine schedule)", snapshot_of="ddpm_unet_cosine"),
     _study("study_network", "first recipe, coursework CNN", "model.arch=coursework_cnn",
@@ -314,6 +353,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
 #: the chosen sampler on the selection seed, as the control already is. Pilot weights are scratch (runs/), not
 #: published: only their metrics are kept.
 PILOT_CONTROL = "ddpm_unet"
+PILOT_BUDGET_TFLOP = 254.6
 PILOT_EVALUATIONS = CHOSEN_SAMPLER_EVALUATIONS
 
 
@@ -342,6 +382,15 @@ GROUPS = ("final", "study", "pilot")
 #: The study's factors: the run that changes one factor of our first recipe to the baseline's choice.
 STUDY_FACTORS = {"network": "study_network", "noise schedule": "study_schedule", "learning rate": "study_lr",
                  "EMA": "study_ema"}
+
+
+#: What the report, the README and ``summary.json`` lead with: (run, evaluation key) of the headline DDPM and of the
+#: headline cold model, which must generate data-free (the traced palimpsest started from training digits' traces
+#: is an upper reference, not a headline).
+HEADLINES = {
+    "ddpm": ("ddpm_unet", evaluation_key(ddim(50), 10_000)),
+    "cold": ("cold_palimpsest_trace", evaluation_key(SampleOptions("alg2", prior="mixture"), 10_000)),
+}
 
 
 def get_experiment(name: str) -> Experiment:

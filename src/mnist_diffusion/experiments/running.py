@@ -21,9 +21,9 @@ import yaml
 from mnist_diffusion.errors import UserError
 from mnist_diffusion.experiments.draws import draw_samples, weights_digest
 from mnist_diffusion.experiments.registry import (
-    CURVE_METRICS, CURVE_N, CURVE_SEED, ENDPOINT_N, EXPERIMENTS, PILOT_CONTROL, RESTORATION_N, STUDY_FACTORS, STUDY_STEPS,
-    Evaluation, data_free, experiment_config, get_experiment, published_weights, read_json, relative, results_dir,
-    run_dir,
+    COPYING_N, CURVE_METRICS, CURVE_N, CURVE_SEED, ENDPOINT_N, EXPERIMENTS, HEADLINES, PILOT_CONTROL, RESTORATION_N,
+    STEP_ERROR_N, STUDY_FACTORS, STUDY_STEPS, Evaluation, data_free, experiment_config, get_experiment,
+    published_weights, read_json, relative, results_dir, run_dir,
 )
 from mnist_diffusion.paths import repo_root, write_json
 from mnist_diffusion.scale import Scale, resolve_scale
@@ -137,9 +137,12 @@ def evaluate_experiment(name: str, scale: Scale | str | None = None, progress: b
               "training": {"steps": int(state["step"]), **state.get("stats", {}),
                            "hardware": read_json(weights.parent / "hardware.json")},
               "weights_sha256_16": weights_digest(weights), "headline": plan[0].key}
-    cold_extras = ["restoration", "endpoint"] if e.is_cold else []
+    extras = ["restoration", "endpoint", "step_error"] if e.is_cold else []
+    extras += ["copying"] if e.copying_options(scale) else []
+    traced = e.is_cold and experiment_config(name, scale).cold.degradation == "palimpsest_trace"
+    extras += ["prior_selection"] if traced else []
     # ``only=("inception",)`` adds Inception-FID to the existing headline without re-evaluating anything else
-    known = [ev.key for ev in plan] + cold_extras + (["inception"] if inception else [])
+    known = [ev.key for ev in plan] + extras + (["inception"] if inception else [])
     unknown = sorted(set(only or ()) - set(known))
     if unknown:
         raise UserError(f"--only {' '.join(unknown)}: {name} has no such evaluation; it has {', '.join(known)}")
@@ -179,17 +182,36 @@ def evaluate_experiment(name: str, scale: Scale | str | None = None, progress: b
         require_headline(record)
         record["evaluations"][header["headline"]]["metrics"][INCEPTION_KEY] = row
         write_json(out, record)
-    if "restoration" in cold_extras and (only is None or "restoration" in only):
+    if "restoration" in extras and (only is None or "restoration" in only):
         result = restoration(weights, n=scale.restoration_n or RESTORATION_N)
         record = current_record()
         record["restoration"] = result
         write_json(out, record)
-    if "endpoint" in cold_extras and (only is None or "endpoint" in only):
+    if "endpoint" in extras and (only is None or "endpoint" in only):
         from mnist_diffusion.training.sampling import load_trained
 
         result = endpoint_spread(load_trained(weights, device="auto"), n=scale.endpoint_n or ENDPOINT_N)
         record = current_record()
         record["endpoint"] = result
+        write_json(out, record)
+    if "prior_selection" in extras and (only is None or "prior_selection" in only):
+        result = prior_selection(progress=progress, smoke=scale.scratch)
+        record = current_record()
+        record["prior_selection"] = result
+        write_json(out, record)
+    if "copying" in extras and (only is None or "copying" in only):
+        from mnist_diffusion.experiments.copying import copying
+
+        n = min(COPYING_N, scale.evaluation_n or COPYING_N)
+        results = {options.label(): copying(weights, options, n, samples, progress=progress)
+                   for options in e.copying_options(scale)}
+        record = current_record()
+        record["copying"] = results
+        write_json(out, record)
+    if "step_error" in extras and (only is None or "step_error" in only):
+        result = step_errors(weights, n=min(STEP_ERROR_N, scale.restoration_n or STEP_ERROR_N))
+        record = current_record()
+        record["step_error"] = result
         write_json(out, record)
     return out
 
@@ -228,6 +250,43 @@ def restoration(weights: Path, n: int = RESTORATION_N) -> dict[str, Any]:
         out[f"t{t_start}"] = {"t_start": t_start, "n": n, "l1_degraded": result["l1_degraded"],
                               "l1_restored": result["l1_restored"]}
     return out
+
+
+def prior_selection(cell: int = 7, progress: bool = False, smoke: bool = False) -> dict[str, Any]:
+    """The ``heldout`` trace prior's capacity: each candidate component count's mean log-likelihood of the
+    training traces it was fitted to (five sixths) and of the held-out sixth, and the count with the best held-out
+    value (:func:`mnist_diffusion.cold.mixture.held_out_log_likelihood`; training data only). The fits are kept in
+    the disk cache, where the ``heldout`` prior finds the winner's. ``smoke``: only the two smallest candidates on
+    the first 1,200 traces (the mechanics, in seconds; fits of up to 200 components on 50,000 traces take minutes)."""
+    from mnist_diffusion.cold.mixture import held_out_log_likelihood
+    from mnist_diffusion.cold.trace_prior import MixtureTraces, fitted_mixture, training_traces
+
+    traces, candidates = training_traces(cell), list(MixtureTraces.CANDIDATES)
+    if smoke:
+        traces, candidates = traces[:1_200], candidates[:2]
+    scores = held_out_log_likelihood(traces, candidates, fit=fitted_mixture, progress=progress)
+    best = max(scores, key=lambda k: scores[k]["validation"])
+    return {"cell": cell, "validation_share": 1 / 6, "seed": 0, "scores": {str(k): v for k, v in scores.items()},
+            "selected": best}
+
+
+def step_errors(weights: Path, n: int = STEP_ERROR_N) -> dict[str, Any]:
+    """Algorithms 1 and 2 against the exact trajectory on the first ``n`` test digits (seed-0 states): their
+    one-step errors from the exact x_s, the restorer's error, and each sampler's run from the exact x_T
+    (:mod:`mnist_diffusion.cold.step_error`); per step s, mean absolute pixel error in [-1, 1] units. Also
+    Algorithm 2's generation residual over :data:`ENDPOINT_N` unconditional samples (the default prior)."""
+    from mnist_diffusion.cold.step_error import generation_residual, one_step_errors, trajectory_errors
+    from mnist_diffusion.data import mnist_tensors, to_model_range
+    from mnist_diffusion.diffusion.common import make_generator
+    from mnist_diffusion.training.sampling import load_trained
+
+    model = load_trained(weights, device="auto")
+    cold = model.process
+    x = to_model_range(mnist_tensors("test")[0][:n]).to(cold.device)
+    state = cold.degradation.sample_state(n, make_generator(0, cold.device), cold.device)
+    return {"n": n, "one_step": one_step_errors(model.network, cold, x, state),
+            "trajectory": trajectory_errors(model.network, cold, x, state),
+            "generation": generation_residual(model.network, cold, min(n, ENDPOINT_N), seed=0)}
 
 
 def endpoint_spread(model: TrainedModel, n: int = ENDPOINT_N) -> dict[str, Any]:
@@ -326,7 +385,7 @@ def summarise(scale: Scale | str | None = None) -> Path:
                                        "metrics": {k: {f: m[f] for f in ("value", "std", "floor", "floor_std")}
                                                    for k, m in ev["metrics"].items()}}
                                  for key, ev in record["evaluations"].items()},
-                 "restoration": record.get("restoration"), "endpoint": record.get("endpoint"),
+                 **{extra: record.get(extra) for extra in ("restoration", "endpoint", "step_error", "copying")},
                  "curve": (curve := read_json(root / name / "curve.json")).get("points"),
                  "curve_ends_at_published_weights": curve.get("ends_at_published_weights")}
         sections[SUMMARY_SECTIONS[e.group]][name] = entry
@@ -334,7 +393,11 @@ def summarise(scale: Scale | str | None = None) -> Path:
               for n, data in committed_floors().items()}
     record = training_record() or {}
     classifier = {"sha256": record.get("sha256"), "test_accuracy": record.get("test_accuracy")}
-    summary = {"format": "mnist-diffusion-summary/1", **sections, "floors": floors, "classifier": classifier,
+    headline = {kind: {"run": run, "evaluation": key,
+                       "data_free": sections["models"].get(run, {}).get("evaluations", {}).get(key, {}).get("data_free")}
+                for kind, (run, key) in HEADLINES.items()}
+    summary = {"format": "mnist-diffusion-summary/1", "headline": headline, **sections, "floors": floors,
+               "classifier": classifier,
                "study_steps": STUDY_STEPS, "study_factors": STUDY_FACTORS, "pilot_control": PILOT_CONTROL}
     out = root / "summary.json"
     write_json(out, summary)

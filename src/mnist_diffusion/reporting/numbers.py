@@ -156,6 +156,42 @@ def _run_entries(results: Results, run: str, where: str, record: dict[str, Any])
     if endpoint:
         for quantity in ("n", "estimates", "test_images"):
             results.add(f"{run}/endpoint/{quantity.replace('_', '')}", endpoint[quantity], f"{where}.endpoint.{quantity}")
+    _cold_checks(results, run, where, record)
+
+
+def _cold_checks(results: Results, run: str, where: str, record: dict[str, Any]) -> None:
+    """The step errors of Algorithms 1 and 2, the copying checks and the trace prior's capacity selection."""
+    steps = record.get("step_error")
+    if steps:
+        one, path = steps["one_step"], steps["trajectory"]
+        results.add(f"{run}/steperror/n", steps["n"], f"{where}.step_error.n")
+        for quantity in ("alg1", "alg2", "restorer"):
+            results.add(f"{run}/steperror/onestep/{quantity}", sum(one[quantity]) / len(one[quantity]),
+                        f"mean over s of {where}.step_error.one_step.{quantity}")
+        for quantity in ("alg1", "alg2"):
+            results.add(f"{run}/steperror/final/{quantity}", path[quantity][-1],
+                        f"{where}.step_error.trajectory.{quantity}[-1] (s = 0)")
+        for quantity, value in (steps.get("generation") or {}).items():
+            results.add(f"{run}/steperror/generation/{quantity.replace('_', '')}", value,
+                        f"{where}.step_error.generation.{quantity}")
+    for label, check in (record.get("copying") or {}).items():
+        at = f"{where}.copying.{label}"
+        results.add(f"{run}/copying/{label}/nearestmedian", check["nearest"]["quantiles"]["0.5"],
+                    f"{at}.nearest.quantiles.0.5")
+        results.add(f"{run}/copying/{label}/testmedian", check["test_nearest"]["quantiles"]["0.5"],
+                    f"{at}.test_nearest.quantiles.0.5")
+        results.add(f"{run}/copying/{label}/memorisedpct", 100 * check["memorised_share"], f"100 * {at}.memorised_share")
+        if "source" in check:
+            results.add(f"{run}/copying/{label}/sourcemedian", check["source"]["quantiles"]["0.5"],
+                        f"{at}.source.quantiles.0.5")
+            results.add(f"{run}/copying/{label}/nearestissourcepct", 100 * check["nearest_is_source"],
+                        f"100 * {at}.nearest_is_source")
+    selection = record.get("prior_selection")
+    if selection:
+        results.add(f"{run}/prior/selected", selection["selected"], f"{where}.prior_selection.selected")
+        for k, score in selection["scores"].items():
+            results.add(f"{run}/prior/k{k}/validation", score["validation"],
+                        f"{where}.prior_selection.scores.{k}.validation")
 
 
 def _shares_and_gaps(results: Results, prefix: str, evaluation: dict[str, Any], where: str) -> None:
@@ -242,6 +278,17 @@ def _derived(results: Results, summary: dict[str, Any]) -> None:
             elif evaluation["n"] >= 10_000:
                 _shares_and_gaps(results, f"derived/{run}/{parse_evaluation_key(key)[0].label()}", evaluation,
                                  f"models.{run} {key}")
+    control = models.get(summary.get("pilot_control", ""))
+    if control:
+        from mnist_diffusion.experiments.registry import PILOT_BUDGET_TFLOP, PILOT_EVALUATIONS
+
+        key = PILOT_EVALUATIONS[0].key
+        fid0 = control["evaluations"][key]["metrics"]["fid"]["value"]
+        for run, record in summary.get("pilots", {}).items():
+            if key in record["evaluations"]:
+                results.add(f"derived/{run}/fidchange", record["evaluations"][key]["metrics"]["fid"]["value"] - fid0,
+                            f"pilots.{run} {key} fid - models.{summary['pilot_control']}'s")
+        results.add("pilot/tflop", PILOT_BUDGET_TFLOP, "experiments.registry.PILOT_BUDGET_TFLOP (recounted by a test)")
     study = summary["study"]
     recipe = study.get("study_recipe")
     if recipe:
@@ -258,7 +305,7 @@ def collect(summary: dict[str, Any]) -> Results:
         for metric, m in floor.items():
             results.add_with_std(f"floor/{n}/{metric}", m["value"], m["std"], f"floors.{n}.{metric}.value",
                                  f"floors.{n}.{metric}.std")
-    for group in ("models", "study"):
+    for group in ("models", "study", "pilots"):
         for run, record in summary.get(group, {}).items():
             _run_entries(results, run, f"{group}.{run}", record)
     results.add("study/steps", summary.get("study_steps"), "study_steps")

@@ -236,3 +236,26 @@ def study_bars(names: Sequence[str], values: Sequence[float], errors: Sequence[f
     ax.invert_yaxis()
     fig.tight_layout()
     return fig
+
+
+def distance_histograms(panels: Mapping[str, Mapping[str, Sequence[int]]], bins: np.ndarray, xlabel: str,
+                        threshold: float | None = None) -> Any:
+    """Distributions of distances as step lines of the share of images per bin, one panel per title
+    ({title: {name: counts over ``bins``}}), with a dashed vertical line at ``threshold`` (e.g. the memorisation
+    threshold) in every panel; one legend above, a name keeping its colour across panels."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(TEXT_WIDTH / 2 * len(panels), 2.3), squeeze=False, sharey=True)
+    handles: dict[str, Any] = {}
+    colours = {name: f"C{i}" for i, name in enumerate(dict.fromkeys(n for series in panels.values() for n in series))}
+    for ax, (title, series) in zip(axes[0], panels.items()):
+        for name, counts in series.items():
+            counts = np.asarray(counts, dtype=np.float64)
+            (line,) = ax.step(bins[:-1], counts / counts.sum(), where="post", lw=1, color=colours[name], label=name)
+            handles.setdefault(name, line)
+        if threshold is not None:
+            handles.setdefault("memorisation threshold", ax.axvline(threshold, ls="--", color="grey", lw=1))
+        ax.set(title=title, xlabel=xlabel, xlim=(bins[0], bins[-1]))
+    axes[0][0].set_ylabel("share of images")
+    fig.tight_layout()
+    _legend_above(fig, list(handles.values()), list(handles))
+    return fig

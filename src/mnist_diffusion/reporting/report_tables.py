@@ -182,6 +182,56 @@ def samplers_table(results: Results, summary: dict[str, Any]) -> str:
                   "tab:samplers")
 
 
+def pilots_table(results: Results, summary: dict[str, Any]) -> str:
+    """The pilot study: each one-factor change of our recipe at its training FLOPs, scored with the chosen sampler
+    on the selection seed, beside the recipe itself (the control); rows of pilots not yet run show dashes."""
+    from mnist_diffusion.experiments.registry import PILOT_CONTROL, PILOT_EVALUATIONS, PILOTS
+
+    key = PILOT_EVALUATIONS[0].key
+    rows = [["our recipe (control)", *(_cell(results, f"{PILOT_CONTROL}/{q}", with_std=False)
+                                       for q in ("train/steps", "train/minutes", f"{key}/fid")), "--"]]
+    for pilot in PILOTS:
+        rows.append([pilot.description, *(_cell(results, f"{pilot.name}/{q}", with_std=False)
+                                          for q in ("train/steps", "train/minutes", f"{key}/fid")),
+                     _cell(results, f"derived/{pilot.name}/fidchange", with_std=False)])
+    done = sum(1 for pilot in PILOTS if pilot.name in summary.get("pilots", {}))
+    caption = ("The pilot study: each row changes one factor of our recipe and trains for the recipe's training "
+               "FLOPs (\res{pilot/tflop} TFLOP of forward and backward passes), so wider networks take fewer steps. "
+               "Classifier-FID with the chosen sampler (DDIM, $\\eta = 1$, 100 calls; $N = 2{,}000$ on seed "
+               f"{SELECTION_SEED:,}); change: minus the control's. Minutes: wall-clock training time, two pilots "
+               f"sharing the 2-core CPU at one thread each (so not comparable with Table~\ref{{tab:models}}). "
+               f"{done} of {len(PILOTS)} pilots done; the others are still to run.")
+    return _table("lrrrr", ["change", "steps", "minutes", "classifier-FID", "change in FID"], rows, caption,
+                  "tab:pilots")
+
+
+#: Section 2.3's like-for-like comparison: (label, run, sampler options), all at N = 2,000 on the selection seed and
+#: 50 network calls per sample; the two models share the UNet, its training images and optimiser.
+COMPARISON = [("DDPM, our recipe", "ddpm_unet", ddim(50, eta=1.0)),
+              ("cold, trace, held-out mixture prior", "cold_palimpsest_trace", SampleOptions("alg2", prior="heldout")),
+              ("cold, training traces (upper reference)", "cold_palimpsest_trace", SampleOptions("alg2"))]
+COMPARISON_METRICS = ("fid", "precision", "recall", "coverage", "confident_share", "label_max_gap", "memorisation")
+
+
+def comparison_table(results: Results, summary: dict[str, Any]) -> str:
+    """DDPM against cold diffusion at equal N (2,000, one seed), equal network calls per sample and equal training
+    (same network, images and optimiser): one column per model beside the floor, one row per metric, plus the cost."""
+    keys = [f"{run}/{evaluation_key(options, 2_000, SELECTION_SEED)}" for _, run, options in COMPARISON]
+    rows = [[TABLE_METRICS[m], *(_cell(results, f"{key}/{m}", with_std=False) for key in keys),
+             _cell(results, f"floor/2000/{m}", with_std=False)] for m in COMPARISON_METRICS]
+    rows += [["sampling ms per image", *(_cell(results, f"{key}/msperimage", with_std=False) for key in keys), "--"],
+             ["parameters", *(_cell(results, f"{run}/params", with_std=False) for _, run, _ in COMPARISON), "--"],
+             ["training images", *(_cell(results, f"{run}/train/images", with_std=False) for _, run, _ in COMPARISON),
+              "--"]]
+    caption = ("DDPM against cold diffusion like for like: $N = 2{,}000$ samples on seed "
+               f"{SELECTION_SEED:,} for every column, 50 network calls per sample (DDIM with $\\eta = 1$ for the DDPM, "
+               "Algorithm~2 over $T = 50$ steps for the cold model), the same UNet trained on as many images with "
+               "the same optimiser. The held-out mixture prior is data-free; the training traces hand each sample a "
+               "training digit's trace (an upper reference, not data-free). Sampling times on one thread.")
+    return _table("l" + "r" * (len(COMPARISON) + 1), ["", *(label for label, *_ in COMPARISON), "real data (floor)"],
+                  rows, caption, "tab:comparison")
+
+
 #: Row labels of the cold table (its caption says the model is cold diffusion) and of the models table (every final
 #: model, the first recipe at the final budget included).
 COLD_LABELS = {"cold_palimpsest": "palimpsest", "cold_palimpsest_trace": "palimpsest with trace", "cold_blur": "blur"}
@@ -348,6 +398,7 @@ def write_report_tables(summary_path: Path | None = None, out_dir: Path | None =
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {"results.tex": results.tex(), "models.tex": models_table(results, summary), "headline.tex": headline_table(results, summary),
              "study.tex": study_table(results, summary), "steps.tex": steps_table(results, summary),
+             "pilots.tex": pilots_table(results, summary), "comparison.tex": comparison_table(results, summary),
              "cold.tex": cold_table(results, summary), "targets.tex": targets_table(results, summary),
              "samplers.tex": samplers_table(results, summary)}
     paths = []

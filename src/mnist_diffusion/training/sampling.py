@@ -72,21 +72,24 @@ def sample_batch(
     seed: int = 0,
     progress: bool = False,
     prior: str | None = None,
+    perturb: float = 0.0,
 ) -> torch.Tensor:
     """One batch from the named sampler: float32 [n, 1, 28, 28] in [-1, 1].
 
     DDPM samplers: ``ancestral`` (all T steps; ``variance``), ``ddim`` (``steps``, ``eta``) and DPM-Solver++
     ``dpmpp2m`` / ``dpmpp2msde`` (``steps``). Cold samplers:
     ``alg2``, ``alg1``, ``direct`` (all start from the degradation's data-free endpoint, drawn from ``prior``
-    where the degradation offers a choice; they always clip x0_hat).
+    where the degradation offers a choice, plus Gaussian noise of standard deviation ``perturb``; they always
+    clip x0_hat).
     """
     if isinstance(process, ColdDiffusion):
         if sampler not in COLD_SAMPLERS:
             raise UserError(f"sampler {sampler!r} does not apply to a cold-diffusion checkpoint; "
                             f"choose one of {', '.join(COLD_SAMPLERS)}")
-        return cold_sample(network, process, n, algorithm=sampler, seed=seed, progress=progress, prior=prior).images
-    if prior is not None:
-        raise UserError("prior applies to cold-diffusion checkpoints only")
+        return cold_sample(network, process, n, algorithm=sampler, seed=seed, progress=progress, prior=prior,
+                           perturb=perturb).images
+    if prior is not None or perturb:
+        raise UserError("prior and perturb apply to cold-diffusion checkpoints only")
     if sampler == "ancestral":
         result = ancestral_sample(network, process, n, seed=seed, variance=variance, clip_x0=clip_x0, progress=progress)
     elif sampler == "ddim":

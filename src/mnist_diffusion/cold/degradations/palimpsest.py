@@ -215,9 +215,13 @@ class TracedPalimpsest(Palimpsest):
 
     def sample_state(self, n: int, generator: torch.Generator | None = None,
                      device: torch.device | str = "cpu") -> State:
-        """The palimpsest's scribble state plus ``trace``: n draws from the trace prior, float32 [n, 1, k, k] in [0, 1]."""
+        """The palimpsest's scribble state plus ``trace``: n draws from the trace prior, float32 [n, 1, k, k] in [0, 1],
+        and, when the prior hands out training digits' traces, ``source``: the index of each trace's training digit
+        (int64 [n]; only to check samples against it, generation never reads it)."""
         state = super().sample_state(n, generator, device)
-        state["trace"] = self.trace_prior.sample(n, generator, device)
+        state["trace"], source = self.trace_prior.draw(n, generator, device)
+        if source is not None:
+            state["source"] = source.to(device)
         return state
 
     def dried_ink(self, digit: Tensor, w: Tensor) -> Tensor:
