@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from mnist_diffusion.cold.restoration import ColdDiffusion
+from mnist_diffusion.errors import UserError
 from mnist_diffusion.data import mnist_tensors, to_model_range
 from mnist_diffusion.cold.degradations import OPERATORS, Degradation, make_degradation
 from mnist_diffusion.cold.degradations.palimpsest import random_scribbles
@@ -233,3 +234,23 @@ def test_generation_residual_is_what_algorithm_2_leaves_beside_its_last_estimate
     assert result["residual_l1"] == pytest.approx(residual.abs().mean().item(), rel=1e-5)
     assert result["shared_residual_l1"] == pytest.approx(residual.mean(dim=0).abs().mean().item(), rel=1e-5)
     assert result["last_step_l1"] == pytest.approx((0.3 * e / 4 - e / 4).abs().mean().item(), rel=1e-5)
+
+
+def test_with_noise_adds_a_fixed_noise_image_that_algorithm_2_removes(digits):
+    """D'(x, t) = D(x, t) + sigma e for t >= 1 (e in the state), D'(x, 0) = x; the base's state is drawn first, so it
+    is the one the noiseless operator draws; with an exact restorer Algorithm 2 still returns x exactly."""
+    base = make_degradation("blur", 10)
+    noisy = make_degradation("blur", 10, noise=0.05)
+    state = noisy.sample_state(len(digits), torch.Generator().manual_seed(0))
+    e = state["noise"]
+    t = torch.arange(len(digits)) % 11
+    expected = torch.where((t == 0).view(-1, 1, 1, 1), digits, base.degrade(digits, t, {}) + 0.05 * e)
+    assert torch.equal(noisy.degrade(digits, t, state), expected)
+    torch.testing.assert_close(noisy.endpoint(state), noisy.base.endpoint(state) + 0.05 * e, rtol=0, atol=0)
+    x_T = noisy.degrade(digits, torch.full((len(digits),), 10), state)
+    out = cold_reverse(lambda x, s: digits, ColdDiffusion(noisy), x_T, state, 10, algorithm="alg2").images
+    torch.testing.assert_close(out, digits, atol=1e-5, rtol=0)
+    traced = make_degradation("palimpsest_trace", 5, noise=0.1)
+    assert traced.with_prior("training").sigma == 0.1 and traced.with_prior("training").prior == "training"
+    with pytest.raises(UserError, match="cold.noise must be >= 0"):
+        make_degradation("blur", 10, noise=-0.1)

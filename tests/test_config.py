@@ -58,6 +58,7 @@ def test_smoke_profile_shrinks_the_run():
         ("optim.decay=linear", "optim.decay must be one of constant, cosine"),
         ("diffusion.prediction=x0", "unknown diffusion.prediction 'x0'; choose one of eps, v"),
         ("diffusion.min_snr_gamma=-1", "diffusion.min_snr_gamma must be >= 0"),
+        ("cold.noise=-0.5", "cold.noise must be >= 0"),
         ("optim.lr", "--set expects section.key=value"),
     ],
 )
@@ -89,6 +90,8 @@ def test_missing_and_invalid_yaml_files(tmp_path):
         load_config(bad)
 
 
-def test_attention_is_for_the_unet_only():
+def test_attention_is_for_the_unet_only_and_its_heads_must_divide_the_channels():
     with pytest.raises(UserError, match="model.attention needs model.arch unet"):
         load_config(CONFIGS / "ddpm_baseline.yaml", ["model.attention=true"])
+    with pytest.raises(UserError, match=r"divisible by 4 \(its heads\), got \[16, 32, 66\]"):
+        load_config(CONFIGS / "ddpm_unet.yaml", ["model.attention=true", "model.channels=[16, 32, 66]"])

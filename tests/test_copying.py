@@ -17,7 +17,7 @@ from mnist_diffusion.training.sampling import batch_seed, generate
 def test_distribution_counts_quantiles_and_clips_into_the_bins():
     values = np.array([0.1, 0.2, 5.0, 5.1, 100.0])
     d = distribution(values)
-    assert d["n"] == 5 and d["mean"] == values.mean() and d["quantiles"]["0.5"] == 5.0
+    assert d["n"] == 5 and d["mean"] == values.mean() and d["quantiles"]["q50"] == 5.0 and set(d["quantiles"]) == {"q5", "q25", "q50", "q75", "q95"}
     assert sum(d["counts"]) == 5 and d["counts"][-1] == 1  # 100 lands in the last bin
     assert d["counts"][np.searchsorted(BINS, 5.0, side="right") - 1] == 2
 
@@ -63,3 +63,33 @@ def test_the_copying_check_uses_the_samples_the_notebooks_show():
     assert heldout in traced and heldout not in ex.get_experiment("cold_palimpsest_trace").copying_options(ex.SMOKE)
     assert ex.get_experiment("ddpm_unet").copying_options() == [ex.get_experiment("ddpm_unet").evaluations[0].options]
     assert ex.get_experiment("study_lr").copying_options() == []
+
+
+def test_distance_histograms_plot_each_distributions_shares_in_one_colour_across_panels():
+    from mnist_diffusion.reporting import plots
+
+    counts = {"a": [1, 3, 0, 0], "b": [0, 2, 2, 0]}
+    fig = plots.distance_histograms({"left": counts, "right": {"b": [0, 0, 1, 1]}}, np.linspace(0, 4, 5), "distance",
+                                    threshold=1.5)
+    left, right = fig.axes
+    heights = {line.get_label(): line.get_ydata() for line in left.get_lines() if not line.get_label().startswith("_")}
+    assert list(heights["a"]) == [0.25, 0.75, 0.0, 0.0] and list(heights["b"]) == [0.0, 0.5, 0.5, 0.0]
+    colour = lambda ax, name: next(l.get_color() for l in ax.get_lines() if l.get_label() == name)  # noqa: E731
+    assert colour(left, "b") == colour(right, "b") != colour(left, "a")
+    assert any(list(line.get_xdata()) == [1.5, 1.5] for line in right.get_lines())  # the threshold in each panel
+
+
+def test_copying_panels_put_every_check_beside_the_test_digits_and_the_source_panel_apart():
+    from mnist_diffusion.reporting.figures import copying_panels
+
+    check = lambda counts, **extra: {"nearest": {"counts": counts}, "test_nearest": {"counts": [9]}, "threshold": 1.2,  # noqa: E731
+                                     **extra}
+    checks = {"ddpm_unet": {"ddim-50": check([1])},
+              "cold_palimpsest_trace": {"alg2": check([2], source={"counts": [3]}), "alg2-heldoutprior": check([4])}}
+    panels, threshold = copying_panels(checks, {"ddpm_unet": "DDPM", "cold_palimpsest_trace": "trace"})
+    assert threshold == 1.2
+    assert panels["nearest training image"] == {"test digits": [9], "DDPM": [1], "trace, from training traces": [2],
+                                                "trace, held-out mixture prior": [4]}
+    assert panels["from training traces"] == {"test digits": [9], "trace, from training traces": [2],
+                                              "its source digit": [3]}
+    assert copying_panels({"ddpm_unet": checks["ddpm_unet"]}, {"ddpm_unet": "DDPM"}) is None

@@ -397,6 +397,9 @@ def test_summary_names_data_free_headlines_that_the_runs_evaluate():
         assert entry["evaluation"] in summary["models"][entry["run"]]["evaluations"], kind
         assert entry["data_free"] is True, kind
     assert ex.get_experiment(summary["headline"]["cold"]["run"]).is_cold
+    # the cold headline is what its stated rule picks from the committed N = 2,000 selection-seed evaluations
+    run, options = ex.registry.cold_headline_choice(summary["models"])
+    assert (run, ex.evaluation_key(options, 10_000)) == ex.HEADLINES["cold"]
 
 
 def test_only_the_traced_palimpsest_started_from_training_traces_is_not_data_free():
@@ -492,3 +495,21 @@ def test_the_scale_comes_from_the_argument_or_the_environment_and_smoke_files_st
     assert ex.SMOKE.with_scratch_root(tmp_path / "x").results_root() == tmp_path / "x" / "results"
     with pytest.raises(ValueError):
         ex.FULL.with_scratch_root(tmp_path)
+
+
+def test_the_cold_headline_rule_picks_the_best_data_free_algorithm_2_variant_on_the_selection_seed():
+    def evaluation(fid, n=2_000, seed=ex.SELECTION_SEED, data_free=True):
+        return {"metrics": {"fid": {"value": fid}}, "n": n, "data_free": data_free, "seeds": [seed]}
+
+    key = lambda options, n=2_000, seed=ex.SELECTION_SEED: ex.evaluation_key(options, n, seed)  # noqa: E731
+    models = {
+        "cold_palimpsest": {"evaluations": {key(ex.SampleOptions("alg2", perturb=0.02)): evaluation(500.0),
+                                            key(ex.ALG1): evaluation(10.0)}},  # not Algorithm 2
+        "cold_palimpsest_trace": {"evaluations": {
+            key(ex.ALG2): evaluation(5.0, data_free=False),  # training traces: not data-free
+            key(ex.SampleOptions("alg2", prior="mixture")): evaluation(90.0),
+            key(ex.SampleOptions("alg2", prior="heldout"), 10_000, 0): evaluation(1.0, n=10_000, seed=0)}},  # not N = 2,000
+        "ddpm_unet": {"evaluations": {key(ex.ddim(50)): evaluation(3.0)}},  # not cold
+    }
+    assert ex.registry.cold_headline_choice(models) == ("cold_palimpsest_trace", ex.SampleOptions("alg2", prior="mixture"))
+    assert ex.registry.cold_headline_choice({"ddpm_unet": models["ddpm_unet"]}) is None

@@ -174,3 +174,48 @@ def test_unknown_prior_and_prior_without_a_choice_are_errors(traced):
         cold_sample(UNet(channels=(8, 16), groups=4), ColdDiffusion(traced), 2, prior="gmm")
     with pytest.raises(UserError, match="blur degradation has no choice of endpoint prior"):
         cold_sample(UNet(channels=(8, 16), groups=4), ColdDiffusion(make_degradation("blur", 40)), 2, prior="mixture")
+
+
+def test_held_out_split_is_seeded_disjoint_and_complete():
+    from mnist_diffusion.cold.mixture import held_out_split
+
+    z = torch.arange(60.0).reshape(30, 2)
+    fit, held = held_out_split(z, validation_share=1 / 6, seed=3)
+    again, _ = held_out_split(z, validation_share=1 / 6, seed=3)
+    assert fit.shape == (25, 2) and held.shape == (5, 2) and torch.equal(fit, again)
+    rows = {tuple(r) for r in torch.cat([fit, held]).tolist()}
+    assert rows == {tuple(r) for r in z.double().tolist()}
+
+
+def test_held_out_likelihood_prefers_the_true_number_of_components():
+    """Points from the two-component TRUE mixture: held-out log-likelihood rises from one component to two and
+    gains nothing real beyond; each score is the fitted mixture's mean log_prob on its part of the split."""
+    from mnist_diffusion.cold.mixture import held_out_log_likelihood, held_out_split
+
+    z = TRUE.sample(3_000, torch.Generator().manual_seed(4))
+    scores = held_out_log_likelihood(z, [1, 2, 6])
+    assert scores[2]["validation"] > scores[1]["validation"] + 0.3
+    assert scores[6]["validation"] < scores[2]["validation"] + 0.02  # more components only fit the noise
+    assert scores[6]["fit"] >= scores[2]["fit"] - 1e-9
+    fit_points, held = held_out_split(z)
+    mixture, _ = fit_gaussian_mixture(fit_points, 2)
+    assert scores[2]["validation"] == pytest.approx(mixture.log_prob(held).mean().item())
+
+
+def test_fitted_mixtures_are_cached_on_disk_by_data_and_size(tmp_path, monkeypatch):
+    from mnist_diffusion.cold import trace_prior
+    from mnist_diffusion.paths import CACHE_ENV
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    traces = TRUE.sample(500, torch.Generator().manual_seed(5)).float()
+    first = trace_prior.fitted_mixture(traces, 2)
+    assert len(list((tmp_path / "trace_prior").glob("mixture_*_k2_*.pt"))) == 1
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("refitted although cached")
+
+    monkeypatch.setattr(trace_prior, "fit_gaussian_mixture", refuse)
+    second = trace_prior.fitted_mixture(traces.double(), 2)  # the same points in another dtype: the same file
+    assert torch.equal(first.means, second.means) and torch.equal(first.covariances, second.covariances)
+    with pytest.raises(AssertionError, match="refitted"):
+        trace_prior.fitted_mixture(traces[:400], 2)  # other data: another file

@@ -169,6 +169,7 @@ def test_tables_hold_no_typed_numbers(tmp_path):
     summary_path.write_text(json.dumps(synthetic_summary()))
     paths = rt.write_report_tables(summary_path, tmp_path / "generated")
     for path in paths:
+        assert not re.search(r"[\x00-\x08\x0b-\x1f]", path.read_text()), f"{path.name}: a control character"
         if path.name == "results.tex":
             continue
         body = path.read_text().split("\\midrule", 1)[1].split("\\bottomrule")[0]

@@ -62,8 +62,9 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--clip-x0", action=argparse.BooleanOptionalAction, default=True,
                    help="clip the estimate of x to [-1, 1] at every step (default; --no-clip-x0 turns it off)")
     p.add_argument("--prior", choices=TRACE_PRIORS, default=None,
-                   help="cold palimpsest_trace only: draw the endpoint's trace from a training digit (default) "
-                        "or from a Gaussian mixture fitted to the training traces")
+                   help="cold palimpsest_trace only: draw the endpoint's trace from a training digit (default), "
+                        "from a 10-component Gaussian mixture fitted to the training traces (mixture), or from the "
+                        "mixture whose size held-out likelihood chose (heldout; its first use fits it: minutes)")
     p.add_argument("--perturb", type=float, default=0.0,
                    help="cold diffusion only: add Gaussian noise of this standard deviation to the endpoint x_T "
                         "(Bansal et al.'s symmetry breaking; default 0)")
@@ -196,6 +197,8 @@ def run_sample(args: argparse.Namespace) -> None:
     options = {"sampler": sampler, **{name: getattr(args, name) for name in relevant}}  # recorded in the npz meta
     if args.prior is not None:
         options["prior"] = args.prior
+    if args.perturb < 0:
+        raise UserError(f"--perturb must be >= 0 (a standard deviation), got {args.perturb}")
     if args.perturb:
         options["perturb"] = args.perturb
     started = time.perf_counter()

@@ -67,6 +67,9 @@ class Scale:
     #: Whether the selection studies run (evaluations on their own seed, e.g. the sampler study: dozens of draws
     #: that choose a setting at full scale and mean nothing at the smoke scale's sizes).
     selection_studies: bool = True
+    #: Whether evaluations may fit and draw from large trace priors: the held-out prior's mixture (up to 200
+    #: components on 50,000 traces, minutes to fit) and its capacity selection; else they are left out or shrunk.
+    large_priors: bool = True
     #: Whether the read accessors (``experiments.trained`` / ``metrics`` / ``curve`` / ``summary``) may train
     #: and evaluate what is missing. False: they load what is committed or stop with the make target to run.
     may_compute: bool = False
@@ -108,7 +111,7 @@ SMOKE = Scale(
     config_overrides=tuple(f"{key}={value}" for key, value in SMOKE_OVERRIDES.items()),
     experiment_overrides=("train.snapshot_steps=[10, 20]", "train.sample_every=0"),  # one sample grid, at the end
     evaluation_n=100, evaluation_sets=1, curve_n=100, restoration_n=100, endpoint_n=16, max_samples=32,
-    selection_studies=False, may_compute=True, scratch=True,
+    selection_studies=False, large_priors=False, may_compute=True, scratch=True,
 )
 SCALES: dict[str, Scale] = {scale.name: scale for scale in (FULL, SMOKE)}
 

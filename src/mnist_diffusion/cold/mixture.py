@@ -94,7 +94,12 @@ def fit_gaussian_mixture(z: Tensor, components: int, *, iterations: int = 100, s
     return mixture, history
 
 
-def held_out_split(z: Tensor, validation_share: float = 1 / 6, seed: int = 0) -> tuple[Tensor, Tensor]:
+#: The held-out split of capacity selection: this share of the points, drawn with this seed, is held out.
+HELD_OUT_SHARE, HELD_OUT_SEED = 1 / 6, 0
+
+
+def held_out_split(z: Tensor, validation_share: float = HELD_OUT_SHARE,
+                   seed: int = HELD_OUT_SEED) -> tuple[Tensor, Tensor]:
     """A seeded random split of points z [n, ...] into (fit points, validation points), flattened to [m, d] float64:
     the validation part is ``validation_share`` of them."""
     z = z.detach().to(torch.float64).reshape(len(z), -1)
@@ -105,7 +110,7 @@ def held_out_split(z: Tensor, validation_share: float = 1 / 6, seed: int = 0) ->
 
 def held_out_log_likelihood(z: Tensor, candidates: list[int], *,
                             fit: Callable[[Tensor, int], GaussianMixture] | None = None,
-                            validation_share: float = 1 / 6, seed: int = 0,
+                            validation_share: float = HELD_OUT_SHARE, seed: int = HELD_OUT_SEED,
                             progress: bool = False) -> dict[int, dict[str, float]]:
     """Capacity selection on held-out data: for each component count K in ``candidates``, the mean log-likelihood
     of a mixture fitted to the fit part of :func:`held_out_split` (by ``fit(points, K)``, default

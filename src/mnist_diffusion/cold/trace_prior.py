@@ -113,7 +113,7 @@ class MixtureTraces(TracePrior):
     #: Component counts tried for the ``heldout`` prior, and the one whose fit to five sixths of the training traces
     #: gave the held-out sixth the highest mean log-likelihood (mixture.held_out_log_likelihood, seed 0).
     CANDIDATES = (1, 2, 5, 10, 20, 50, 100, 200)
-    HELD_OUT_COMPONENTS = 100
+    HELD_OUT_COMPONENTS = 200
 
     def __init__(self, mixture: GaussianMixture, cell: int, name: str = "mixture") -> None:
         super().__init__(cell)
@@ -169,6 +169,11 @@ def _mixture_prior(cell: int, name: str) -> MixtureTraces:
     return MixtureTraces(fitted_mixture(traces, MixtureTraces.COMPONENTS), cell, name)
 
 
+#: Names the settings of the cached fits (fit_gaussian_mixture's defaults: 100 EM iterations, seed 0, 1e-6 on the
+#: diagonal, tolerance 1e-7), so that fits made with other settings are never mistaken for them.
+FIT_VERSION = "em100-s0-r1e-6-t1e-7"
+
+
 def fitted_mixture(traces: Tensor, components: int) -> GaussianMixture:
     """EM's mixture of ``components`` Gaussians for ``traces`` [N, ...] (flattened to [N, d] in float64): from the
     disk cache (``<cache root>/trace_prior/``, keyed by the points' digest and the component count), or fitted
@@ -178,7 +183,8 @@ def fitted_mixture(traces: Tensor, components: int) -> GaussianMixture:
 
     traces = traces.detach().to(torch.float64).reshape(len(traces), -1).contiguous()
     digest = hashlib.sha256(traces.numpy().tobytes()).hexdigest()[:16]
-    path = cache_root() / "trace_prior" / f"mixture_{digest}_k{components}.pt"
+    # the fit's settings are fit_gaussian_mixture's defaults; a change to them must change FIT_VERSION
+    path = cache_root() / "trace_prior" / f"mixture_{digest}_k{components}_{FIT_VERSION}.pt"
     if path.is_file():
         stored = torch.load(path, weights_only=True)
         return GaussianMixture(stored["weights"], stored["means"], stored["covariances"])

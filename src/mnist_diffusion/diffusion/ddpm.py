@@ -17,8 +17,9 @@ Read beside the report's equations (Prince 2023, ch. 18):
 * min-SNR-gamma weighting (Hang et al. 2023), SNR_t = alpha_t / (1 - alpha_t): each image's loss is multiplied by
   min(SNR_t, gamma) / SNR_t (eps) or min(SNR_t, gamma) / (SNR_t + 1) (v), which in both cases is the x-loss
   || x - x_hat ||^2 weighted by min(SNR_t, gamma): the easy, low-noise steps no longer dominate the gradient.
- Networks see time as t / T in [0, 1]
-so that the same architecture serves any T. Images are float tensors in [-1, 1], shape [B, 1, 28, 28].
+
+Networks see time as t / T in [0, 1] so that the same architecture serves any T. Images are float tensors in
+[-1, 1], shape [B, 1, 28, 28].
 
 Time comes in two forms, one per direction. Training draws its own t for every image, so the forward process
 (:meth:`GaussianDiffusion.q_sample`, :meth:`GaussianDiffusion.loss`) takes t as an int64 tensor [B]. The
@@ -53,6 +54,8 @@ class GaussianDiffusion:
     Attributes ``beta``, ``alpha``, ``sqrt_alpha`` and ``sqrt_one_minus_alpha`` are float32 [T + 1], indexed by
     t in {0..T} (see :mod:`mnist_diffusion.diffusion.schedules`); ``alpha_at`` and ``beta_at`` are the same
     alpha_t and beta_t as float64 Python floats, a list of T + 1, for the samplers' per-step scalars.
+    ``prediction`` (one of :data:`PREDICTIONS`) is what the network outputs and ``min_snr_gamma`` (> 0) turns on
+    min-SNR weighting; ``loss_weight`` is then the per-step weight of the native loss, float32 [T + 1] (else None).
     """
 
     def __init__(self, schedule: NoiseSchedule, device: torch.device | str = "cpu", prediction: str = "eps",
@@ -151,7 +154,7 @@ class GaussianDiffusion:
         """
         eps_hat = model(z_t, self._model_times[t].expand(z_t.shape[0]))
         if self.prediction == "v":
-            eps_hat = torch.add(eps_hat.mul_(math.sqrt(self.alpha_at[t])), z_t, alpha=math.sqrt(1 - self.alpha_at[t]))
+            eps_hat = torch.add(eps_hat * math.sqrt(self.alpha_at[t]), z_t, alpha=math.sqrt(1 - self.alpha_at[t]))
         if clip_x0:
             sqrt_alpha_t, sqrt_one_minus_alpha_t = math.sqrt(self.alpha_at[t]), math.sqrt(1 - self.alpha_at[t])
             x0_hat = self.x0_at(z_t, t, eps_hat).clamp_(-1, 1)

@@ -30,11 +30,13 @@ QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
 def distribution(values: np.ndarray) -> dict[str, Any]:
-    """Mean, quantiles (:data:`QUANTILES`) and histogram counts over :data:`BINS` of distances [n]."""
+    """Mean, quantiles (:data:`QUANTILES`, keyed ``q5`` ... ``q95``: no dots, as JSON paths split on them) and
+    histogram counts over :data:`BINS` of distances [n]."""
     values = np.asarray(values, dtype=np.float64)
     counts, _ = np.histogram(np.clip(values, BINS[0], BINS[-1]), bins=BINS)
     return {"n": int(values.size), "mean": float(values.mean()),
-            "quantiles": {f"{q:g}": float(np.quantile(values, q)) for q in QUANTILES}, "counts": counts.tolist()}
+            "quantiles": {f"q{round(100 * q)}": float(np.quantile(values, q)) for q in QUANTILES},
+            "counts": counts.tolist()}
 
 
 def source_digits(trained: Any, options: SampleOptions, n: int, seed: int, batch_size: int) -> np.ndarray | None:
@@ -62,11 +64,16 @@ def source_digits(trained: Any, options: SampleOptions, n: int, seed: int, batch
 
 def copying(weights: Path, options: SampleOptions, n: int, cache: Path, seed: int = 0,
             progress: bool = False) -> dict[str, Any]:
-    """The copying check of ``n`` samples of ``weights`` drawn with ``options`` (see the module docstring)."""
+    """The copying check of ``n`` samples of ``weights`` drawn with ``options`` (see the module docstring). The
+    source digits are redrawn with the batch size recorded with the samples, on this process's device: samples
+    drawn on another kind of device (whose generators differ) must be drawn again first."""
+    import json
+
     from mnist_diffusion.evaluation.api import nearest_training
-    from mnist_diffusion.evaluation.memorisation import training_pixels
+    from mnist_diffusion.evaluation.memorisation import memorised_share, training_pixels
     from mnist_diffusion.evaluation.reference import get_memorisation_reference
-    from mnist_diffusion.training.sampling import default_batch_size, load_trained
+    from mnist_diffusion.experiments.draws import sample_file
+    from mnist_diffusion.training.sampling import load_trained
 
     images, _ = draw_samples(weights, options, n, seed, cache, progress)
     nearest_index, nearest = nearest_training(images)
@@ -74,10 +81,12 @@ def copying(weights: Path, options: SampleOptions, n: int, cache: Path, seed: in
     result: dict[str, Any] = {
         "n": n, "seed": seed, "options": options.to_dict(), "threshold": reference.threshold,
         "nearest": distribution(nearest), "test_nearest": distribution(reference.test_nearest.numpy()),
-        "memorised_share": float((nearest < reference.threshold).mean()),
+        "memorised_share": memorised_share(torch.as_tensor(nearest), reference.threshold),
     }
     trained = load_trained(weights, device="auto")
-    sources = source_digits(trained, options, n, seed, default_batch_size(trained))
+    with np.load(sample_file(weights, options, n, seed, cache)) as data:  # the batches the images were drawn in
+        batch_size = int(json.loads(str(data["meta"]))["batch_size"])
+    sources = source_digits(trained, options, n, seed, batch_size)
     if sources is not None:
         pixels = torch.as_tensor(np.asarray(images), dtype=torch.float32).reshape(n, -1) / 255
         to_source = (pixels - training_pixels()[torch.as_tensor(sources)]).norm(dim=1).numpy()

@@ -22,7 +22,7 @@ from mnist_diffusion.errors import UserError
 from mnist_diffusion.experiments.draws import draw_samples, weights_digest
 from mnist_diffusion.experiments.registry import (
     COPYING_N, CURVE_METRICS, CURVE_N, CURVE_SEED, ENDPOINT_N, EXPERIMENTS, HEADLINES, PILOT_CONTROL, RESTORATION_N,
-    STEP_ERROR_N, STUDY_FACTORS, STUDY_STEPS, Evaluation, data_free, experiment_config, get_experiment,
+    SELECTION_SEED, STEP_ERROR_N, STUDY_FACTORS, STUDY_STEPS, Evaluation, data_free, experiment_config, get_experiment,
     published_weights, read_json, relative, results_dir, run_dir,
 )
 from mnist_diffusion.paths import repo_root, write_json
@@ -132,6 +132,9 @@ def evaluate_experiment(name: str, scale: Scale | str | None = None, progress: b
     if inception:
         require_inception()
     plan = e.evaluations_at(scale)
+    if not plan:
+        raise UserError(f"{name} has no evaluation at the {scale.name} scale: its evaluations use the selection "
+                        f"seed {SELECTION_SEED}, which this scale skips")
     degradation = experiment_config(name, scale).cold.degradation if e.is_cold else None
     header = {"name": name, "description": e.description, "config": e.config, "overrides": list(e.overrides),
               "training": {"steps": int(state["step"]), **state.get("stats", {}),
@@ -139,8 +142,7 @@ def evaluate_experiment(name: str, scale: Scale | str | None = None, progress: b
               "weights_sha256_16": weights_digest(weights), "headline": plan[0].key}
     extras = ["restoration", "endpoint", "step_error"] if e.is_cold else []
     extras += ["copying"] if e.copying_options(scale) else []
-    traced = e.is_cold and experiment_config(name, scale).cold.degradation == "palimpsest_trace"
-    extras += ["prior_selection"] if traced else []
+    extras += ["prior_selection"] if degradation == "palimpsest_trace" else []
     # ``only=("inception",)`` adds Inception-FID to the existing headline without re-evaluating anything else
     known = [ev.key for ev in plan] + extras + (["inception"] if inception else [])
     unknown = sorted(set(only or ()) - set(known))
@@ -195,7 +197,7 @@ def evaluate_experiment(name: str, scale: Scale | str | None = None, progress: b
         record["endpoint"] = result
         write_json(out, record)
     if "prior_selection" in extras and (only is None or "prior_selection" in only):
-        result = prior_selection(progress=progress, smoke=scale.scratch)
+        result = prior_selection(progress=progress, smoke=not scale.large_priors)
         record = current_record()
         record["prior_selection"] = result
         write_json(out, record)
@@ -258,7 +260,7 @@ def prior_selection(cell: int = 7, progress: bool = False, smoke: bool = False) 
     value (:func:`mnist_diffusion.cold.mixture.held_out_log_likelihood`; training data only). The fits are kept in
     the disk cache, where the ``heldout`` prior finds the winner's. ``smoke``: only the two smallest candidates on
     the first 1,200 traces (the mechanics, in seconds; fits of up to 200 components on 50,000 traces take minutes)."""
-    from mnist_diffusion.cold.mixture import held_out_log_likelihood
+    from mnist_diffusion.cold.mixture import HELD_OUT_SEED, HELD_OUT_SHARE, held_out_log_likelihood
     from mnist_diffusion.cold.trace_prior import MixtureTraces, fitted_mixture, training_traces
 
     traces, candidates = training_traces(cell), list(MixtureTraces.CANDIDATES)
@@ -266,15 +268,15 @@ def prior_selection(cell: int = 7, progress: bool = False, smoke: bool = False) 
         traces, candidates = traces[:1_200], candidates[:2]
     scores = held_out_log_likelihood(traces, candidates, fit=fitted_mixture, progress=progress)
     best = max(scores, key=lambda k: scores[k]["validation"])
-    return {"cell": cell, "validation_share": 1 / 6, "seed": 0, "scores": {str(k): v for k, v in scores.items()},
-            "selected": best}
+    return {"cell": cell, "validation_share": HELD_OUT_SHARE, "seed": HELD_OUT_SEED, "traces": len(traces),
+            "scores": {str(k): v for k, v in scores.items()}, "selected": best}
 
 
 def step_errors(weights: Path, n: int = STEP_ERROR_N) -> dict[str, Any]:
     """Algorithms 1 and 2 against the exact trajectory on the first ``n`` test digits (seed-0 states): their
     one-step errors from the exact x_s, the restorer's error, and each sampler's run from the exact x_T
     (:mod:`mnist_diffusion.cold.step_error`); per step s, mean absolute pixel error in [-1, 1] units. Also
-    Algorithm 2's generation residual over :data:`ENDPOINT_N` unconditional samples (the default prior)."""
+    Algorithm 2's generation residual over min(n, :data:`ENDPOINT_N`) unconditional samples (the default prior)."""
     from mnist_diffusion.cold.step_error import generation_residual, one_step_errors, trajectory_errors
     from mnist_diffusion.data import mnist_tensors, to_model_range
     from mnist_diffusion.diffusion.common import make_generator
@@ -385,7 +387,8 @@ def summarise(scale: Scale | str | None = None) -> Path:
                                        "metrics": {k: {f: m[f] for f in ("value", "std", "floor", "floor_std")}
                                                    for k, m in ev["metrics"].items()}}
                                  for key, ev in record["evaluations"].items()},
-                 **{extra: record.get(extra) for extra in ("restoration", "endpoint", "step_error", "copying")},
+                 **{extra: record.get(extra) for extra in ("restoration", "endpoint", "step_error", "copying",
+                                                          "prior_selection")},
                  "curve": (curve := read_json(root / name / "curve.json")).get("points"),
                  "curve_ends_at_published_weights": curve.get("ends_at_published_weights")}
         sections[SUMMARY_SECTIONS[e.group]][name] = entry

@@ -93,6 +93,10 @@ class ResidualBlock(nn.Module):
         return h.add_(self.skip(x))
 
 
+#: Heads of :class:`SelfAttention` (they split its channels, so they must divide them).
+ATTENTION_HEADS = 4
+
+
 class SelfAttention(nn.Module):
     """x + proj(attention(GN(x))): multi-head self-attention over the H x W positions of x [B, C, H, W].
 
@@ -101,7 +105,7 @@ class SelfAttention(nn.Module):
     at zero, so the block starts as the identity.
     """
 
-    def __init__(self, channels: int, groups: int, heads: int = 4) -> None:
+    def __init__(self, channels: int, groups: int, heads: int = ATTENTION_HEADS) -> None:
         super().__init__()
         if channels % heads:
             raise ValueError(f"attention heads ({heads}) must divide the channels ({channels})")

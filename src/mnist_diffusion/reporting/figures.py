@@ -1,8 +1,10 @@
-"""Figure helpers that return uint8 image grids: forward-degradation strips and sampling trajectories."""
+"""Figure helpers: uint8 image grids (forward-degradation strips, sampling trajectories) and the data of the
+copying figure."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -66,3 +68,28 @@ def reverse_rows(trained, n: int, steps: Sequence[int], sampler: str | None = No
     else:
         result = ancestral_sample(trained.network, trained.process, n, seed=seed, return_steps=steps)
     return trajectory_rows({t: z.clamp(-1, 1) for t, z in result.trajectory.items()}, count=n)
+
+
+#: How the copying figure names the traced palimpsest's Algorithm 2 variants (by their sampler labels).
+TRACE_PRIOR_LABELS = {"alg2": "from training traces", "alg2-mixtureprior": "mixture prior",
+                      "alg2-heldoutprior": "held-out mixture prior"}
+
+
+def copying_panels(checks: dict[str, dict[str, Any]], labels: dict[str, str],
+                   traced: str = "cold_palimpsest_trace") -> tuple[dict[str, dict[str, Any]], float] | None:
+    """The copying figure's panels from the runs' copying checks ({run: metrics.json "copying"}), with ``labels``
+    naming the runs: left, each check's nearest-training distances beside the test digits'; right, the ``traced``
+    run started from training traces, its nearest and its source-digit distances. Returns (panels of histogram
+    counts for :func:`~mnist_diffusion.reporting.plots.distance_histograms`, the memorisation threshold), or None
+    when ``traced`` has no check from training traces."""
+    reference = checks.get(traced, {}).get("alg2")
+    if not reference or "source" not in reference:
+        return None
+    nearest = {"test digits": reference["test_nearest"]["counts"]}
+    for run, run_checks in checks.items():
+        for label, check in run_checks.items():
+            name = f"{labels[run]}, {TRACE_PRIOR_LABELS.get(label, label)}" if run == traced else labels[run]
+            nearest[name] = check["nearest"]["counts"]
+    own = f"{labels[traced]}, {TRACE_PRIOR_LABELS['alg2']}"
+    sources = {"test digits": nearest["test digits"], own: nearest[own], "its source digit": reference["source"]["counts"]}
+    return {"nearest training image": nearest, "from training traces": sources}, reference["threshold"]

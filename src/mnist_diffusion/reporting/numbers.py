@@ -128,6 +128,9 @@ def _evaluation_entries(results: Results, run: str, where: str, key: str, evalua
     results.add(f"{run}/{name}/msperimage", 1000 * sum(seconds) / (evaluation["n"] * evaluation["sets"]),
                 f"1000 * sum({where}.evaluations.{key}.sampling_seconds) / (n * sets)")
     results.add(f"{run}/{name}/n", evaluation["n"], f"{where}.evaluations.{key}.n")
+    perturb = parse_evaluation_key(key)[0].perturb
+    if perturb:
+        results.add(f"{run}/{name}/perturb", perturb, f"{where}.evaluations.{key}.options.perturb")
     results.add(f"{run}/{name}/sets", evaluation["sets"], f"{where}.evaluations.{key}.sets")
 
 
@@ -176,19 +179,22 @@ def _cold_checks(results: Results, run: str, where: str, record: dict[str, Any])
                         f"{where}.step_error.generation.{quantity}")
     for label, check in (record.get("copying") or {}).items():
         at = f"{where}.copying.{label}"
-        results.add(f"{run}/copying/{label}/nearestmedian", check["nearest"]["quantiles"]["0.5"],
-                    f"{at}.nearest.quantiles.0.5")
-        results.add(f"{run}/copying/{label}/testmedian", check["test_nearest"]["quantiles"]["0.5"],
-                    f"{at}.test_nearest.quantiles.0.5")
+        results.add(f"{run}/copying/{label}/nearestmedian", check["nearest"]["quantiles"]["q50"],
+                    f"{at}.nearest.quantiles.q50")
+        results.add(f"{run}/copying/{label}/testmedian", check["test_nearest"]["quantiles"]["q50"],
+                    f"{at}.test_nearest.quantiles.q50")
         results.add(f"{run}/copying/{label}/memorisedpct", 100 * check["memorised_share"], f"100 * {at}.memorised_share")
         if "source" in check:
-            results.add(f"{run}/copying/{label}/sourcemedian", check["source"]["quantiles"]["0.5"],
-                        f"{at}.source.quantiles.0.5")
+            results.add(f"{run}/copying/{label}/sourcemedian", check["source"]["quantiles"]["q50"],
+                        f"{at}.source.quantiles.q50")
             results.add(f"{run}/copying/{label}/nearestissourcepct", 100 * check["nearest_is_source"],
                         f"100 * {at}.nearest_is_source")
     selection = record.get("prior_selection")
     if selection:
         results.add(f"{run}/prior/selected", selection["selected"], f"{where}.prior_selection.selected")
+        best = selection["scores"][str(selection["selected"])]["validation"]
+        results.add(f"{run}/prior/selected/validation", best,
+                    f"{where}.prior_selection.scores.<selected>.validation")
         for k, score in selection["scores"].items():
             results.add(f"{run}/prior/k{k}/validation", score["validation"],
                         f"{where}.prior_selection.scores.{k}.validation")
@@ -278,17 +284,17 @@ def _derived(results: Results, summary: dict[str, Any]) -> None:
             elif evaluation["n"] >= 10_000:
                 _shares_and_gaps(results, f"derived/{run}/{parse_evaluation_key(key)[0].label()}", evaluation,
                                  f"models.{run} {key}")
-    control = models.get(summary.get("pilot_control", ""))
-    if control:
-        from mnist_diffusion.experiments.registry import PILOT_BUDGET_TFLOP, PILOT_EVALUATIONS
+    from mnist_diffusion.experiments.registry import PILOT_BUDGET_TFLOP, PILOT_EVALUATIONS, PILOTS
 
-        key = PILOT_EVALUATIONS[0].key
-        fid0 = control["evaluations"][key]["metrics"]["fid"]["value"]
-        for run, record in summary.get("pilots", {}).items():
-            if key in record["evaluations"]:
-                results.add(f"derived/{run}/fidchange", record["evaluations"][key]["metrics"]["fid"]["value"] - fid0,
-                            f"pilots.{run} {key} fid - models.{summary['pilot_control']}'s")
-        results.add("pilot/tflop", PILOT_BUDGET_TFLOP, "experiments.registry.PILOT_BUDGET_TFLOP (recounted by a test)")
+    results.add("pilot/tflop", PILOT_BUDGET_TFLOP, "experiments.registry.PILOT_BUDGET_TFLOP (recounted by a test)")
+    results.add("pilot/done", len(summary.get("pilots", {})), "len(pilots)")
+    results.add("pilot/total", len(PILOTS), "len(experiments.registry.PILOTS)")
+    key = PILOT_EVALUATIONS[0].key
+    control = models.get(summary.get("pilot_control", ""), {}).get("evaluations", {}).get(key)
+    for run, record in summary.get("pilots", {}).items() if control else ():
+        if key in record["evaluations"]:
+            fid, fid0 = record["evaluations"][key]["metrics"]["fid"]["value"], control["metrics"]["fid"]["value"]
+            results.add(f"derived/{run}/fidchange", fid - fid0, f"pilots.{run} {key} fid - models.{summary['pilot_control']}'s")
     study = summary["study"]
     recipe = study.get("study_recipe")
     if recipe:

@@ -5,8 +5,8 @@
 - ``results.tex``: one ``\\defresult{key}{value}`` line per number (:mod:`.numbers`), each followed by a comment
   naming the JSON path it came from (derived numbers name their formula). The report prints them with
   ``\\res{key}``, which stops the build on an unknown key instead of printing nothing.
-- ``models.tex``, ``headline.tex``, ``study.tex``, ``steps.tex``, ``samplers.tex``, ``cold.tex``, ``targets.tex``:
-  tables whose cells are ``\\res{...}`` calls only.
+- ``models.tex``, ``headline.tex``, ``study.tex``, ``steps.tex``, ``samplers.tex``, ``pilots.tex``, ``cold.tex``,
+  ``cold_variants.tex``, ``comparison.tex``, ``targets.tex``: tables whose cells are ``\\res{...}`` calls only.
 """
 
 from __future__ import annotations
@@ -196,10 +196,11 @@ def pilots_table(results: Results, summary: dict[str, Any]) -> str:
                      _cell(results, f"derived/{pilot.name}/fidchange", with_std=False)])
     done = sum(1 for pilot in PILOTS if pilot.name in summary.get("pilots", {}))
     caption = ("The pilot study: each row changes one factor of our recipe and trains for the recipe's training "
-               "FLOPs (\res{pilot/tflop} TFLOP of forward and backward passes), so wider networks take fewer steps. "
+               "FLOPs (\\res{pilot/tflop} TFLOP of forward and backward passes), so wider networks take fewer steps. "
                "Classifier-FID with the chosen sampler (DDIM, $\\eta = 1$, 100 calls; $N = 2{,}000$ on seed "
-               f"{SELECTION_SEED:,}); change: minus the control's. Minutes: wall-clock training time, two pilots "
-               f"sharing the 2-core CPU at one thread each (so not comparable with Table~\ref{{tab:models}}). "
+               f"{SELECTION_SEED:,}); change: minus the control's. Minutes: wall-clock training time at one thread "
+               f"on the shared 2-core CPU (the pilots two at a time, the control as in Table~\\ref{{tab:models}}), a "
+               f"rough guide only: the FLOPs are equal by construction. "
                f"{done} of {len(PILOTS)} pilots done; the others are still to run.")
     return _table("lrrrr", ["change", "steps", "minutes", "classifier-FID", "change in FID"], rows, caption,
                   "tab:pilots")
@@ -219,17 +220,53 @@ def comparison_table(results: Results, summary: dict[str, Any]) -> str:
     keys = [f"{run}/{evaluation_key(options, 2_000, SELECTION_SEED)}" for _, run, options in COMPARISON]
     rows = [[TABLE_METRICS[m], *(_cell(results, f"{key}/{m}", with_std=False) for key in keys),
              _cell(results, f"floor/2000/{m}", with_std=False)] for m in COMPARISON_METRICS]
-    rows += [["sampling ms per image", *(_cell(results, f"{key}/msperimage", with_std=False) for key in keys), "--"],
-             ["parameters", *(_cell(results, f"{run}/params", with_std=False) for _, run, _ in COMPARISON), "--"],
+    rows += [["parameters", *(_cell(results, f"{run}/params", with_std=False) for _, run, _ in COMPARISON), "--"],
              ["training images", *(_cell(results, f"{run}/train/images", with_std=False) for _, run, _ in COMPARISON),
               "--"]]
     caption = ("DDPM against cold diffusion like for like: $N = 2{,}000$ samples on seed "
                f"{SELECTION_SEED:,} for every column, 50 network calls per sample (DDIM with $\\eta = 1$ for the DDPM, "
                "Algorithm~2 over $T = 50$ steps for the cold model), the same UNet trained on as many images with "
                "the same optimiser. The held-out mixture prior is data-free; the training traces hand each sample a "
-               "training digit's trace (an upper reference, not data-free). Sampling times on one thread.")
+               "training digit's trace (an upper reference, not data-free).")
     return _table("l" + "r" * (len(COMPARISON) + 1), ["", *(label for label, *_ in COMPARISON), "real data (floor)"],
                   rows, caption, "tab:comparison")
+
+
+#: The cold variants table's metrics (the comparison's, less the confident share, for width).
+VARIANT_METRICS = tuple(m for m in COMPARISON_METRICS if m != "confident_share")
+
+
+def cold_variants_table(results: Results, summary: dict[str, Any]) -> str:
+    """Every generation variant of the cold models tried on the selection seed (N = 2,000, Algorithm 2): endpoint
+    perturbation of the palimpsest and blur, and the traced palimpsest's trace priors; the one variant that is not
+    data-free says so."""
+    rows = []
+    for run, record in summary["models"].items():
+        if run not in COLD_LABELS:
+            continue
+        for key, evaluation in record["evaluations"].items():
+            options, n = parse_evaluation_key(key)
+            if n != 2_000 or options.sampler != "alg2" or evaluation["seeds"][0] != SELECTION_SEED:
+                continue
+            if options.perturb:
+                variant = f"endpoint noise, std \\res{{{run}/{key}/perturb}}"
+            else:
+                variant = {None: "training traces" if run == "cold_palimpsest_trace" else "as trained",
+                           "mixture": "mixture prior, ten components",
+                           "heldout": "mixture prior, \\res{cold_palimpsest_trace/prior/selected} components"}[options.prior]
+            order = (list(COLD_LABELS).index(run), options.perturb, (None, "mixture", "heldout").index(options.prior))
+            if not evaluation["data_free"]:
+                variant += " (not data-free)"
+            rows.append((order, [COLD_LABELS[run], variant,
+                                 *(_cell(results, f"{run}/{key}/{m}", with_std=False) for m in VARIANT_METRICS)]))
+    caption = ("Every generation variant of the cold models, Algorithm~2 with $N = 2{,}000$ samples on seed "
+               f"{SELECTION_SEED:,}: endpoint noise added to $\\x_T$ before sampling \\citep{{bansal2022cold}}, and the "
+               "palimpsest with trace started from training digits' traces or from Gaussian mixtures fitted to them "
+               "(the held-out one's component count chosen by the log-likelihood of held-out training traces). "
+               "Floor at this $N$: classifier-FID \\res{floor/2000/fid}, memorised share \\res{floor/2000/memorisation}.")
+    return _table("VV" + "r" * len(VARIANT_METRICS),
+                  ["model", "variant", *(TABLE_METRICS[m] for m in VARIANT_METRICS)],
+                  [row for _, row in sorted(rows, key=lambda entry: entry[0])], caption, "tab:cold-variants")
 
 
 #: Row labels of the cold table (its caption says the model is cold diffusion) and of the models table (every final
@@ -399,6 +436,7 @@ def write_report_tables(summary_path: Path | None = None, out_dir: Path | None =
     files = {"results.tex": results.tex(), "models.tex": models_table(results, summary), "headline.tex": headline_table(results, summary),
              "study.tex": study_table(results, summary), "steps.tex": steps_table(results, summary),
              "pilots.tex": pilots_table(results, summary), "comparison.tex": comparison_table(results, summary),
+             "cold_variants.tex": cold_variants_table(results, summary),
              "cold.tex": cold_table(results, summary), "targets.tex": targets_table(results, summary),
              "samplers.tex": samplers_table(results, summary)}
     paths = []

@@ -53,5 +53,5 @@ Process = GaussianDiffusion | ColdDiffusion
 def build_process(config: Config, device: torch.device | str = "cpu") -> Process:
     """The training/sampling process of ``config.method``: the DDPM, or cold diffusion with its degradation."""
     if config.method == "cold":
-        return ColdDiffusion(make_degradation(config.cold.degradation, config.cold.T), device)
+        return ColdDiffusion(make_degradation(config.cold.degradation, config.cold.T, config.cold.noise), device)
     return build_diffusion(config, device)

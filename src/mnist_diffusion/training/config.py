@@ -46,6 +46,7 @@ class ColdConfig:
 
     degradation: str = "palimpsest"  # one of cold.degradations.DEGRADATIONS
     T: int = 50
+    noise: float = 0.0  # > 0: a fixed Gaussian noise image of this std added to D(x, t) for t >= 1 (WithNoise)
 
 
 @dataclass
@@ -195,6 +196,7 @@ def validate(config: Config) -> Config:
         (config.optim.warmup_steps >= 0, f"optim.warmup_steps must be >= 0, got {config.optim.warmup_steps}"),
         (config.optim.grad_clip >= 0, f"optim.grad_clip must be >= 0 (0 = off), got {config.optim.grad_clip}"),
         (config.optim.decay in LR_DECAYS, f"optim.decay must be one of {', '.join(LR_DECAYS)}, got {config.optim.decay!r}"),
+        (config.cold.noise >= 0, f"cold.noise must be >= 0 (0 = none), got {config.cold.noise}"),
         (config.diffusion.min_snr_gamma >= 0,
          f"diffusion.min_snr_gamma must be >= 0 (0 = off), got {config.diffusion.min_snr_gamma}"),
         (not config.model.attention or config.model.arch == "unet",
@@ -225,6 +227,11 @@ def validate(config: Config) -> Config:
     from mnist_diffusion.diffusion import PREDICTIONS, SAMPLERS, VARIANCES
     from mnist_diffusion.diffusion.schedules import SCHEDULES, check_steps
     from mnist_diffusion.models import ARCHITECTURES
+    from mnist_diffusion.models.unet import ATTENTION_HEADS
+
+    if config.model.attention and config.model.channels[-1] % ATTENTION_HEADS:
+        raise UserError(f"model.attention needs the last of model.channels divisible by {ATTENTION_HEADS} (its "
+                        f"heads), got {config.model.channels}")
 
     check_steps(config.diffusion.T, "diffusion.T")
     check_steps(config.cold.T, "cold.T")
