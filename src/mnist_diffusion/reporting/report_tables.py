@@ -104,15 +104,38 @@ def _floor_key(results: Results, runs: list[str], n: str, metric: str) -> str:
     return next((f"{r}/headline/{metric}/floor" for r in runs if f"{r}/headline/{metric}/floor" in results.entries), key)
 
 
+#: The headline table's column of the data-free cold headline (``summary.json`` "headline"/"cold"), beside each
+#: final model's own headline evaluation.
+DATA_FREE_COLD_LABEL = "cold, palimpsest with trace, held-out prior (data-free)"
+
+
+def headline_columns(summary: dict[str, Any]) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """The headline table's columns: (label, results-key prefix, evaluation key, evaluation record) of each final
+    model's headline evaluation, and of the data-free cold headline (placed before the model it is an evaluation of)."""
+    columns = []
+    cold = summary.get("headline", {}).get("cold")
+    for r in (r for r in MODEL_LABELS if r in summary["models"]):
+        record = summary["models"][r]
+        if cold and cold["run"] == r and cold["evaluation"] in record["evaluations"]:
+            key = cold["evaluation"]
+            columns.append((DATA_FREE_COLD_LABEL, f"{r}/{key}", key, record["evaluations"][key]))
+        columns.append((MODEL_LABELS[r], f"{r}/headline", record["headline"], record["evaluations"][record["headline"]]))
+    return columns
+
+
 def headline_table(results: Results, summary: dict[str, Any]) -> str:
+    columns = headline_columns(summary)
     runs = [r for r in MODEL_LABELS if r in summary["models"]]
-    n = next((str(summary["models"][r]["evaluations"][summary["models"][r]["headline"]]["n"]) for r in runs), "10000")
-    metrics = [m for m in TABLE_METRICS if any(f"{r}/headline/{m}" in results.entries for r in runs)]
-    rows = [[TABLE_METRICS[m], *(_cell(results, f"{r}/headline/{m}") for r in runs),
+    n = str(columns[0][3]["n"]) if columns else "10000"
+    metrics = [m for m in TABLE_METRICS if any(f"{prefix}/{m}" in results.entries for _, prefix, _, _ in columns)]
+    rows = [[TABLE_METRICS[m], *(_cell(results, f"{prefix}/{m}") for _, prefix, _, _ in columns),
              _cell(results, _floor_key(results, runs, n, m))]
             for m in metrics]
-    return _table("l" + "r" * (len(runs) + 1), ["metric", *(MODEL_LABELS[r] for r in runs), "real data (floor)"], rows,
-                  "Headline fidelity of each final model (its headline sampler; mean $\\pm$ std over sampling seeds) "
+    return _table("l" + "r" * (len(columns) + 1), ["metric", *(label for label, *_ in columns), "real data (floor)"],
+                  rows,
+                  "Headline fidelity of each final model (its headline sampler; mean $\\pm$ std over sampling seeds), "
+                  "with the palimpsest with trace also started data-free, from the held-out mixture prior (our cold "
+                  "headline), "
                   "beside the real-data floor (training vs test images at the same N).", "tab:headline")
 
 
@@ -394,15 +417,15 @@ def readme_results(summary: dict[str, Any], root: Path | None = None) -> str:
         text = value if std == "--" else f"{value} ± {std}"
         return text.replace("\\,", ",")
 
-    head = {r: summary["models"][r]["evaluations"][summary["models"][r]["headline"]] for r in runs}
-    n = str(next(iter(head.values()))["n"])
-    lines += ["| metric | " + " | ".join(MODEL_LABELS[r] for r in runs) + " | real data (floor) |",
-              "| --- |" + " ---: |" * (len(runs) + 1)]
-    lines += ["| " + " | ".join([TABLE_METRICS[m], *(cell(f"{r}/headline/{m}") for r in runs),
+    columns = headline_columns(summary)
+    n = str(columns[0][3]["n"])
+    lines += ["| metric | " + " | ".join(label for label, *_ in columns) + " | real data (floor) |",
+              "| --- |" + " ---: |" * (len(columns) + 1)]
+    lines += ["| " + " | ".join([TABLE_METRICS[m], *(cell(f"{prefix}/{m}") for _, prefix, _, _ in columns),
                                  cell(_floor_key(results, runs, n, m))])
-              + " |" for m in TABLE_METRICS if any(f"{r}/headline/{m}" in results.entries for r in runs)]
-    samplers = ", ".join(f"{MODEL_LABELS[r]}: {parse_evaluation_key(summary['models'][r]['headline'])[0].label()} "
-                         f"({h['n']:,} samples x {h['sets']} seeds)" for r, h in head.items())
+              + " |" for m in TABLE_METRICS if any(f"{prefix}/{m}" in results.entries for _, prefix, _, _ in columns)]
+    samplers = ", ".join(f"{label}: {parse_evaluation_key(key)[0].label()} ({h['n']:,} samples x {h['sets']} seeds)"
+                         for label, _, key, h in columns)
     lines += ["", f"Mean ± std over sampling seeds; the floor compares training with test images at the same N. "
               f"Headline samplers: {samplers}.", "", "| target | measured | |", "| --- | ---: | --- |"]
     for label, key, verdict in target_verdicts(results):
