@@ -164,7 +164,8 @@ class TracedPalimpsest(Palimpsest):
     ``prior`` is that prior (:mod:`mnist_diffusion.cold.trace_prior`): a
     :class:`~mnist_diffusion.cold.trace_prior.TracePrior` object, which the operator only draws from, or the name of
     one of :data:`~mnist_diffusion.cold.trace_prior.TRACE_PRIORS`: ``"training"`` (the default: a uniformly drawn
-    training digit's trace) or ``"mixture"`` (a Gaussian mixture fitted to the training traces), which
+    training digit's trace), ``"mixture"`` (a 10-component Gaussian mixture fitted to the training traces) or
+    ``"heldout"`` (the mixture whose size held-out likelihood chose; its first fit takes minutes, then cached), which
     :func:`~mnist_diffusion.cold.trace_prior.load_trace_prior` builds, once per process, when a state is first
     drawn. Training does not depend on the prior's choice (it draws traces only to keep its random stream the same);
     :meth:`with_prior` gives the same operator with another prior, so one trained model is sampled both ways."""
