@@ -212,20 +212,19 @@ def pilots_table(results: Results, summary: dict[str, Any]) -> str:
 
     key = PILOT_EVALUATIONS[0].key
     rows = [["our recipe (control)", *(_cell(results, f"{PILOT_CONTROL}/{q}", with_std=False)
-                                       for q in ("train/steps", "train/minutes", f"{key}/fid")), "--"]]
+                                       for q in ("train/steps", f"{key}/fid")), "--"]]
     for pilot in PILOTS:
         rows.append([pilot.description, *(_cell(results, f"{pilot.name}/{q}", with_std=False)
-                                          for q in ("train/steps", "train/minutes", f"{key}/fid")),
+                                          for q in ("train/steps", f"{key}/fid")),
                      _cell(results, f"derived/{pilot.name}/fidchange", with_std=False)])
     done = sum(1 for pilot in PILOTS if pilot.name in summary.get("pilots", {}))
     caption = ("The pilot study: each row changes one factor of our recipe and trains for the recipe's training "
                "FLOPs (\\res{pilot/tflop} TFLOP of forward and backward passes), so wider networks take fewer steps. "
                "Classifier-FID with the chosen sampler (DDIM, $\\eta = 1$, 100 calls; $N = 2{,}000$ on seed "
-               f"{SELECTION_SEED:,}); change: minus the control's. Minutes: wall-clock training time at one thread "
-               f"on the shared 2-core CPU (the pilots two at a time, the control as in Table~\\ref{{tab:models}}), a "
-               f"rough guide only: the FLOPs are equal by construction. "
+               f"{SELECTION_SEED:,}); change: minus the control's. Wall-clock minutes are not compared: the pilots shared "
+               f"the CPU, two at a time, and one was paused mid-run. "
                f"{done} of {len(PILOTS)} pilots done; the others are still to run.")
-    return _table("lrrrr", ["change", "steps", "minutes", "classifier-FID", "change in FID"], rows, caption,
+    return _table("lrrr", ["change", "steps", "classifier-FID", "change in FID"], rows, caption,
                   "tab:pilots")
 
 
