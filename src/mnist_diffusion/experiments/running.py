@@ -184,37 +184,31 @@ def evaluate_experiment(name: str, scale: Scale | str | None = None, progress: b
         require_headline(record)
         record["evaluations"][header["headline"]]["metrics"][INCEPTION_KEY] = row
         write_json(out, record)
-    if "restoration" in extras and (only is None or "restoration" in only):
-        result = restoration(weights, n=scale.restoration_n or RESTORATION_N)
-        record = current_record()
-        record["restoration"] = result
-        write_json(out, record)
-    if "endpoint" in extras and (only is None or "endpoint" in only):
-        from mnist_diffusion.training.sampling import load_trained
-
-        result = endpoint_spread(load_trained(weights, device="auto"), n=scale.endpoint_n or ENDPOINT_N)
-        record = current_record()
-        record["endpoint"] = result
-        write_json(out, record)
-    if "prior_selection" in extras and (only is None or "prior_selection" in only):
-        result = prior_selection(progress=progress, smoke=not scale.large_priors)
-        record = current_record()
-        record["prior_selection"] = result
-        write_json(out, record)
-    if "copying" in extras and (only is None or "copying" in only):
+    def copying_checks() -> dict[str, Any]:
         from mnist_diffusion.experiments.copying import copying
 
         n = min(COPYING_N, scale.evaluation_n or COPYING_N)
-        results = {options.label(): copying(weights, options, n, samples, progress=progress)
-                   for options in e.copying_options(scale)}
-        record = current_record()
-        record["copying"] = results
-        write_json(out, record)
-    if "step_error" in extras and (only is None or "step_error" in only):
-        result = step_errors(weights, n=min(STEP_ERROR_N, scale.restoration_n or STEP_ERROR_N))
-        record = current_record()
-        record["step_error"] = result
-        write_json(out, record)
+        return {options.label(): copying(weights, options, n, samples, progress=progress)
+                for options in e.copying_options(scale)}
+
+    def spread() -> dict[str, Any]:
+        from mnist_diffusion.training.sampling import load_trained
+
+        return endpoint_spread(load_trained(weights, device="auto"), n=scale.endpoint_n or ENDPOINT_N)
+
+    checks = {  # each check of the run, computed when asked for and merged into the file as it is ready
+        "restoration": lambda: restoration(weights, n=scale.restoration_n or RESTORATION_N),
+        "endpoint": spread,
+        "prior_selection": lambda: prior_selection(progress=progress, smoke=not scale.large_priors),
+        "copying": copying_checks,
+        "step_error": lambda: step_errors(weights, n=min(STEP_ERROR_N, scale.restoration_n or STEP_ERROR_N)),
+    }
+    for check, compute in checks.items():
+        if check in extras and (only is None or check in only):
+            result = compute()
+            record = current_record()
+            record[check] = result
+            write_json(out, record)
     return out
 
 

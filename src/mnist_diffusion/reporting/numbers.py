@@ -9,7 +9,6 @@ Keys read ``<run>/<evaluation>/<metric>`` (e.g. ``ddpm_unet/ddim-50_n10000/fid``
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from typing import Any
@@ -22,6 +21,7 @@ from mnist_diffusion.experiments.registry import (
 )
 from mnist_diffusion.experiments.results import final_curve_point
 from mnist_diffusion.models import count_parameters
+from mnist_diffusion.paths import memo
 from mnist_diffusion.training.build import build_diffusion, build_network
 from mnist_diffusion.training.config import load_config
 
@@ -70,7 +70,7 @@ def parse_value(text: str) -> float:
     return float(text.replace("\\,", ""))
 
 
-@functools.lru_cache(maxsize=None)
+@memo(maxsize=None)
 def parameter_count(run: str) -> tuple[int, str] | None:
     """Trainable parameters of ``run``'s network and where they were counted: the network built from the config
     the run was trained with (``results/<run>/config.yaml``; the registry's config for a run without results), or

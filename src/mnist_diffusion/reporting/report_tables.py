@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from mnist_diffusion.cold.trace_prior import TRACE_PRIORS
 from mnist_diffusion.errors import UserError
 from mnist_diffusion.experiments.registry import (
     ANCESTRAL, SAMPLER_STUDY_CALLS, SELECTION_SEED, SampleOptions, ddim, dpm_solver, evaluation_key, parse_evaluation_key,
@@ -276,7 +277,7 @@ def cold_variants_table(results: Results, summary: dict[str, Any]) -> str:
                 variant = {None: "training traces" if run == "cold_palimpsest_trace" else "as trained",
                            "mixture": "mixture prior, ten components",
                            "heldout": "mixture prior, \\res{cold_palimpsest_trace/prior/selected} components"}[options.prior]
-            order = (list(COLD_LABELS).index(run), options.perturb, (None, "mixture", "heldout").index(options.prior))
+            order = (list(COLD_LABELS).index(run), options.perturb, TRACE_PRIORS.index(options.prior or "training"))
             if not evaluation["data_free"]:
                 variant += " (not data-free)"
             rows.append((order, [COLD_LABELS[run], variant,
