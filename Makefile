@@ -12,7 +12,7 @@ export MNIST_DIFFUSION_DATA ?= $(if $(wildcard ../shared/data/MNIST/raw),$(abspa
 .DEFAULT_GOAL := help
 .PHONY: help install data verify test test-fast train-smoke train-baseline train-unet clean-runs
 .PHONY: classifier floors evaluate
-.PHONY: bench study pilot experiments results curves
+.PHONY: bench study pilot variant experiments results curves
 .PHONY: all figures report report-tables test-notebooks
 
 help: ## list the targets
@@ -62,6 +62,11 @@ study: data ## the hyperparameter study: 6 runs of 3,000 steps, trained (resumab
 pilot: data ## the pilot study: 9 one-factor changes of our recipe at its training FLOPs, trained (resumably) into runs/pilot_*/ and scored into results/pilot_*/metrics.json (~9 CPU-h at one thread)
 	$(PYTHON) -m mnist_diffusion experiment train pilot
 	$(PYTHON) -m mnist_diffusion experiment evaluate pilot
+	$(PYTHON) -m mnist_diffusion experiment summary
+
+variant: data ## the cold training variants: the palimpsest and blur retrained with noise in the degradation, into runs/cold_*_noise/ and results/cold_*_noise/metrics.json (~2.5 CPU-h at one thread)
+	$(PYTHON) -m mnist_diffusion experiment train variant
+	$(PYTHON) -m mnist_diffusion experiment evaluate variant
 	$(PYTHON) -m mnist_diffusion experiment summary
 
 experiments: data ## every run of the report, trained resumably (CPU-hours: run in the background; see results/)

@@ -53,6 +53,25 @@ def test_pilots_change_one_factor_each_at_the_controls_training_flops():
     assert ex.PILOT_EVALUATIONS[0].seed == ex.SELECTION_SEED  # chosen on seeds no headline uses
 
 
+def test_cold_training_variants_retrain_their_run_with_noise_in_the_degradation_only():
+    from mnist_diffusion.cold.degradations import WithNoise
+    from mnist_diffusion.training.build import build_process
+
+    assert ex.VARIANTS and ex.VARIANT_EVALUATIONS[0].seed == ex.SELECTION_SEED
+    for variant in ex.VARIANTS:
+        base = ex.get_experiment(variant.variant_of)
+        assert base.group == "final" and base.is_cold and variant.is_cold and variant.scratch and not base.scratch
+        config, base_config = ex.experiment_config(variant.name).to_dict(), ex.experiment_config(base.name).to_dict()
+        assert config["cold"] == {**base_config["cold"], "noise": ex.TRAINING_NOISE}
+        assert {k: v for k, v in config.items() if k not in ("cold", "train")} == \
+            {k: v for k, v in base_config.items() if k not in ("cold", "train")}
+        assert {**config["train"], "sample_every": 0} == {**base_config["train"], "sample_every": 0}
+        degradation = build_process(ex.experiment_config(variant.name)).degradation
+        assert isinstance(degradation, WithNoise) and degradation.sigma == ex.TRAINING_NOISE
+        assert ex.published_weights(variant.name) == ex.run_dir(variant.name) / "ema.pt"  # scratch, never published
+        assert ex.get_experiment(variant.name).copying_options() == [ex.ALG2]
+
+
 def test_registry_configs_build_and_study_changes_one_factor_each():
     recipe = ex.experiment_config("study_recipe").to_dict()
     baseline = ex.experiment_config("study_baseline").to_dict()
@@ -398,7 +417,7 @@ def test_summary_names_data_free_headlines_that_the_runs_evaluate():
         assert entry["data_free"] is True, kind
     assert ex.get_experiment(summary["headline"]["cold"]["run"]).is_cold
     # the cold headline is what its stated rule picks from the committed N = 2,000 selection-seed evaluations
-    run, options = ex.registry.cold_headline_choice(summary["models"])
+    run, options = ex.registry.cold_headline_choice({**summary["models"], **summary.get("variants", {})})
     assert (run, ex.evaluation_key(options, 10_000)) == ex.HEADLINES["cold"]
 
 
@@ -425,9 +444,9 @@ def test_full_scale_accessors_load_what_is_committed_and_never_compute(monkeypat
     refuse_to_compute(monkeypatch)
     assert not ex.FULL.may_compute
     for name, e in ex.EXPERIMENTS.items():  # the committed metrics are of the committed weights
-        if e.group == "pilot" and not (ex.results_dir(ex.FULL) / name / "metrics.json").is_file():
-            with pytest.raises(UserError, match=rf"(runs/{name}/ema\.pt|results/{name}/metrics\.json) is missing: run `make pilot`$"):
-                ex.metrics(name, ex.FULL)  # a pilot not yet run (its weights are scratch, never committed)
+        if e.scratch and not (ex.results_dir(ex.FULL) / name / "metrics.json").is_file():
+            with pytest.raises(UserError, match=rf"(runs/{name}/ema\.pt|results/{name}/metrics\.json) is missing: run `make {e.group}`$"):
+                ex.metrics(name, ex.FULL)  # a pilot or variant not yet run (its weights are scratch, never committed)
             continue
         assert ex.metrics(name, ex.FULL)["headline"] == e.evaluations[0].key
     points = ex.curve("ddpm_unet", ex.FULL)

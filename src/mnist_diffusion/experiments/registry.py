@@ -277,10 +277,18 @@ class Experiment:
     #: A study run whose config equals this final run's but for its length: its weights are that run's snapshot
     #: at the study's step (same config, seed and data order give the same weights), so it is not trained twice.
     snapshot_of: str | None = None
+    #: A cold training variant's final run (the same config but for the variant's overrides).
+    variant_of: str | None = None
 
     @property
     def is_cold(self) -> bool:
         return self.config.startswith("cold")
+
+    @property
+    def scratch(self) -> bool:
+        """Its weights stay in its run folder (``runs/``, never published or committed); its committed
+        ``metrics.json`` is its record: the pilots and the cold training variants."""
+        return self.group in SCRATCH_GROUPS
 
     def evaluations_at(self, scale: Scale) -> list[Evaluation]:
         """Its evaluations at the scale's sizes (duplicates that the scale makes equal dropped; selection studies,
@@ -290,9 +298,10 @@ class Experiment:
         return list(dict.fromkeys(e.at(scale) for e in kept))
 
     def copying_options(self, scale: Scale | str = FULL) -> list[SampleOptions]:
-        """The sampler options whose samples get a copying check: a final run's headline options, and for a cold
-        run every unperturbed Algorithm 2 variant that it evaluates at the scale (the generative samplers)."""
-        if self.group != "final":
+        """The sampler options whose samples get a copying check: a final run's (or a cold training variant's)
+        headline options, and for a cold run every unperturbed Algorithm 2 variant that it evaluates at the scale
+        (the generative samplers)."""
+        if self.group not in ("final", "variant"):
             return []
         evaluations = self.evaluations_at(resolve_scale(scale))
         chosen = [e.options for e in evaluations if e.options.sampler == "alg2" and not e.options.perturb]
@@ -379,9 +388,37 @@ PILOTS = [
     _pilot("batch64", "batch size 64", 18_750, "train.batch_size=64"),
 ]
 EXPERIMENTS.update((e.name, e) for e in PILOTS)
+
+#: Cold training variants (cold issue): a final cold run retrained with one change to its degradation, scored with
+#: Algorithm 2 on the selection seed (N = 2,000) beside the run's generation variants (report Table "cold variants").
+#: Noise in the degradation itself (``cold.noise``, :class:`~mnist_diffusion.cold.degradations.WithNoise`), as
+#: Rissanen et al. (2023) and Hoogeboom & Salimans (2023) add to blurring: the restorer is trained on noisy inputs
+#: and generation draws a fresh noise image with each endpoint, breaking the endpoints' symmetry without leaving
+#: noise in x_0. One level, std 0.1 in [-1, 1] pixel units (the larger of the endpoint perturbations tried), for the
+#: palimpsest and for blur. Weights are scratch, as the pilots' are.
+TRAINING_NOISE = 0.1
+VARIANT_EVALUATIONS = (Evaluation(ALG2, 2_000, seed=SELECTION_SEED),)
+
+
+def _variant(base: str, suffix: str, description: str, *overrides: str) -> Experiment:
+    e = EXPERIMENTS[base]
+    return Experiment(f"{base}_{suffix}", e.config, (*e.overrides, "train.sample_every=0", *overrides), "variant",
+                      description, VARIANT_EVALUATIONS, variant_of=base)
+
+
+VARIANTS = [
+    _variant("cold_palimpsest", "noise", f"noise of std {TRAINING_NOISE} in the degradation",
+             f"cold.noise={TRAINING_NOISE}"),
+    _variant("cold_blur", "noise", f"noise of std {TRAINING_NOISE} in the degradation", f"cold.noise={TRAINING_NOISE}"),
+]
+EXPERIMENTS.update((e.name, e) for e in VARIANTS)
 #: Groups of experiments, each a name for the CLI and a make target: the final runs, the hyperparameter study
-#: (equal steps, DDIM-50), the pilot study (equal FLOPs, the chosen sampler).
-GROUPS = ("final", "study", "pilot")
+#: (equal steps, DDIM-50), the pilot study (equal FLOPs, the chosen sampler), the cold training variants.
+GROUPS = ("final", "study", "pilot", "variant")
+#: The groups whose weights are scratch (see :attr:`Experiment.scratch`).
+SCRATCH_GROUPS = ("pilot", "variant")
+#: The section of ``summary.json`` that holds each group's runs.
+SUMMARY_SECTIONS = {"final": "models", "study": "study", "pilot": "pilots", "variant": "variants"}
 #: The study's factors: the run that changes one factor of our first recipe to the baseline's choice.
 STUDY_FACTORS = {"network": "study_network", "noise schedule": "study_schedule", "learning rate": "study_lr",
                  "EMA": "study_ema"}
@@ -392,7 +429,7 @@ STUDY_FACTORS = {"network": "study_network", "noise schedule": "study_schedule",
 #: is an upper reference, not a headline). The cold headline's sampler options were chosen, before its N = 10,000
 #: evaluation, by a rule stated with the variants: the lowest classifier-FID at N = 2,000 on the selection seed
 #: among the data-free Algorithm 2 variants of the cold runs (:func:`cold_headline_choice`; a test applies it to the
-#: committed results).
+#: committed results, the cold training variants trained since included).
 HEADLINES = {
     "ddpm": ("ddpm_unet", evaluation_key(ddim(50), 10_000)),
     "cold": ("cold_palimpsest_trace", evaluation_key(SampleOptions("alg2", prior="heldout"), 10_000)),
@@ -400,7 +437,7 @@ HEADLINES = {
 
 
 def cold_headline_choice(models: dict[str, Any]) -> tuple[str, SampleOptions] | None:
-    """The rule behind ``HEADLINES["cold"]``, applied to ``summary.json``'s models: (run, options) of the data-free
+    """The rule behind ``HEADLINES["cold"]``, applied to runs of ``summary.json`` (its models and variants): (run, options) of the data-free
     Algorithm 2 evaluation at N = 2,000 on :data:`SELECTION_SEED` with the lowest classifier-FID (None if none)."""
     scored = [(evaluation["metrics"]["fid"]["value"], run, parse_evaluation_key(key)[0])
               for run, record in models.items() if get_experiment(run).is_cold
@@ -440,8 +477,8 @@ def results_dir(scale: Scale | str | None = None) -> Path:
 
 
 def published_weights(name: str, scale: Scale | str | None = None) -> Path:
-    """``results/<name>/ema.pt`` (it may not exist yet); a pilot's weights stay in its run folder (scratch)."""
-    return (run_dir(name, scale) if get_experiment(name).group == "pilot" else results_dir(scale) / name) / "ema.pt"
+    """``results/<name>/ema.pt`` (it may not exist yet); a pilot's or a variant's weights stay in its run folder."""
+    return (run_dir(name, scale) if get_experiment(name).scratch else results_dir(scale) / name) / "ema.pt"
 
 
 def relative(path: Path) -> str:

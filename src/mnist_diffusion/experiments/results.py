@@ -83,12 +83,12 @@ def training_log(name: str, scale: Scale | str | None = None) -> list[dict[str, 
 def metrics(name: str, scale: Scale | str | None = None, *, compute_if_missing: bool | None = None) -> dict[str, Any]:
     """``results/<name>/metrics.json``. When it is missing or was made from other weights than ``ema.pt``, the run
     is evaluated now only if ``compute_if_missing`` (default: the scale's ``may_compute``) allows it; else a
-    :class:`UserError` names the make target that evaluates it. A pilot's weights are scratch (not committed):
-    its ``metrics.json``, once there, is its record."""
+    :class:`UserError` names the make target that evaluates it. A pilot's or a cold training variant's weights are
+    scratch (not committed): its ``metrics.json``, once there, is its record."""
     scale = resolve_scale(scale)
     compute = _computes(scale, compute_if_missing)
     path = results_dir(scale) / name / "metrics.json"
-    if get_experiment(name).group == "pilot" and path.is_file():
+    if get_experiment(name).scratch and path.is_file():
         return json.loads(path.read_text())
     weights = published_weights(name, scale)
     if not weights.is_file():

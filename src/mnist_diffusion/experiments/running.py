@@ -22,7 +22,7 @@ from mnist_diffusion.errors import UserError
 from mnist_diffusion.experiments.draws import draw_samples, weights_digest
 from mnist_diffusion.experiments.registry import (
     COPYING_N, CURVE_METRICS, CURVE_N, CURVE_SEED, ENDPOINT_N, EXPERIMENTS, HEADLINES, PILOT_CONTROL, RESTORATION_N,
-    SELECTION_SEED, STEP_ERROR_N, STUDY_FACTORS, STUDY_STEPS, Evaluation, data_free, experiment_config, get_experiment,
+    SELECTION_SEED, STEP_ERROR_N, SUMMARY_SECTIONS, STUDY_FACTORS, STUDY_STEPS, Evaluation, data_free, experiment_config, get_experiment,
     published_weights, read_json, relative, results_dir, run_dir,
 )
 from mnist_diffusion.paths import repo_root, write_json
@@ -89,12 +89,12 @@ def take_snapshot(name: str, scale: Scale | str | None = None) -> bool:
 
 def publish_weights(name: str, scale: Scale | str | None = None) -> Path:
     """Copy ``ema.pt`` (+ its digest), ``log.jsonl``, ``config.yaml`` and ``hardware.json`` into ``results/<name>/``
-    (a pilot's weights stay in its run folder: see ``registry.PILOTS``)."""
+    (a pilot's or a cold training variant's weights stay in its run folder: ``Experiment.scratch``)."""
     source, target = run_dir(name, scale), results_dir(scale) / name
     if not (source / "ema.pt").is_file():
         raise UserError(f"{source / 'ema.pt'} does not exist: train first (python -m mnist_diffusion experiment train {name})")
     target.mkdir(parents=True, exist_ok=True)
-    weights = ("ema.pt", "ema.pt.sha256") if get_experiment(name).group != "pilot" else ()
+    weights = ("ema.pt", "ema.pt.sha256") if not get_experiment(name).scratch else ()
     for file in (*weights, "log.jsonl", "config.yaml", "hardware.json"):
         if (source / file).is_file():
             shutil.copy2(source / file, target / file)
@@ -356,14 +356,13 @@ def committed_floors() -> dict[int, dict[str, Any]]:
     return found
 
 
-#: The section of ``summary.json`` that holds each group's runs.
-SUMMARY_SECTIONS = {"final": "models", "study": "study", "pilot": "pilots"}
 #: The fields of an evaluation that ``summary.json`` keeps (besides its metrics' values, stds and floors).
 SUMMARY_FIELDS = ("options", "sample_args", "data_free", "n", "sets", "seeds")
 
 
 def summarise(scale: Scale | str | None = None) -> Path:
-    """Gather every experiment's evaluations (final runs, the hyperparameter study, the pilots) and the curves into
+    """Gather every experiment's evaluations (final runs, the hyperparameter study, the pilots, the cold training
+    variants) and the curves into
     ``results/summary.json``."""
     from mnist_diffusion.evaluation.classifier import training_record
 

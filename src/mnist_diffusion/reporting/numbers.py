@@ -16,8 +16,8 @@ from typing import Any
 import torch
 
 from mnist_diffusion.experiments.registry import (
-    ANCESTRAL, EXPERIMENTS, SELECTION_SEED, ddim, dpm_solver, evaluation_key, experiment_config, parse_evaluation_key,
-    results_dir,
+    ANCESTRAL, EXPERIMENTS, SELECTION_SEED, SUMMARY_SECTIONS, ddim, dpm_solver, evaluation_key, experiment_config,
+    parse_evaluation_key, results_dir,
 )
 from mnist_diffusion.experiments.results import final_curve_point
 from mnist_diffusion.models import count_parameters
@@ -311,7 +311,7 @@ def collect(summary: dict[str, Any]) -> Results:
         for metric, m in floor.items():
             results.add_with_std(f"floor/{n}/{metric}", m["value"], m["std"], f"floors.{n}.{metric}.value",
                                  f"floors.{n}.{metric}.std")
-    for group in ("models", "study", "pilots"):
+    for group in SUMMARY_SECTIONS.values():
         for run, record in summary.get(group, {}).items():
             _run_entries(results, run, f"{group}.{run}", record)
     results.add("study/steps", summary.get("study_steps"), "study_steps")

@@ -19,7 +19,8 @@ from typing import Any
 from mnist_diffusion.cold.trace_prior import TRACE_PRIORS
 from mnist_diffusion.errors import UserError
 from mnist_diffusion.experiments.registry import (
-    ANCESTRAL, SAMPLER_STUDY_CALLS, SELECTION_SEED, SampleOptions, ddim, dpm_solver, evaluation_key, parse_evaluation_key,
+    ANCESTRAL, SAMPLER_STUDY_CALLS, SELECTION_SEED, SampleOptions, ddim, dpm_solver, evaluation_key, get_experiment,
+    parse_evaluation_key,
 )
 from mnist_diffusion.paths import repo_root
 from mnist_diffusion.reporting import readme
@@ -260,32 +261,37 @@ VARIANT_METRICS = tuple(m for m in COMPARISON_METRICS if m != "confident_share")
 
 
 def cold_variants_table(results: Results, summary: dict[str, Any]) -> str:
-    """Every generation variant of the cold models tried on the selection seed (N = 2,000, Algorithm 2): endpoint
-    perturbation of the palimpsest and blur, and the traced palimpsest's trace priors; the one variant that is not
-    data-free says so."""
+    """Every variant of the cold models tried on the selection seed (N = 2,000, Algorithm 2): endpoint perturbation
+    of the palimpsest and blur, the traced palimpsest's trace priors, and the runs retrained with noise in the
+    degradation (``variants``); the one variant that is not data-free says so."""
     rows = []
-    for run, record in summary["models"].items():
-        if run not in COLD_LABELS:
-            continue
+    runs = [(run, record, run) for run, record in summary["models"].items() if run in COLD_LABELS]
+    runs += [(run, record, get_experiment(run).variant_of) for run, record in summary.get("variants", {}).items()]
+    for run, record, base in runs:
         for key, evaluation in record["evaluations"].items():
             options, n = parse_evaluation_key(key)
             if n != 2_000 or options.sampler != "alg2" or evaluation["seeds"][0] != SELECTION_SEED:
                 continue
-            if options.perturb:
+            if run != base:
+                variant = f"retrained, {record['description']}"
+            elif options.perturb:
                 variant = f"endpoint noise, std \\res{{{run}/{key}/perturb}}"
             else:
                 variant = {None: "training traces" if run == "cold_palimpsest_trace" else "as trained",
                            "mixture": "mixture prior, ten components",
                            "heldout": "mixture prior, \\res{cold_palimpsest_trace/prior/selected} components"}[options.prior]
-            order = (list(COLD_LABELS).index(run), options.perturb, TRACE_PRIORS.index(options.prior or "training"))
+            order = (list(COLD_LABELS).index(base), run != base, options.perturb,
+                     TRACE_PRIORS.index(options.prior or "training"))
             if not evaluation["data_free"]:
                 variant += " (not data-free)"
-            rows.append((order, [COLD_LABELS[run], variant,
+            rows.append((order, [COLD_LABELS[base], variant,
                                  *(_cell(results, f"{run}/{key}/{m}", with_std=False) for m in VARIANT_METRICS)]))
-    caption = ("Every generation variant of the cold models, Algorithm~2 with $N = 2{,}000$ samples on seed "
-               f"{SELECTION_SEED:,}: endpoint noise added to $\\x_T$ before sampling \\citep{{bansal2022cold}}, and the "
+    caption = ("Every variant of the cold models, Algorithm~2 with $N = 2{,}000$ samples on seed "
+               f"{SELECTION_SEED:,}: endpoint noise added to $\\x_T$ before sampling \\citep{{bansal2022cold}}; the "
                "palimpsest with trace started from training digits' traces or from Gaussian mixtures fitted to them "
-               "(the held-out one's component count chosen by the log-likelihood of held-out training traces). "
+               "(the held-out one's component count chosen by the log-likelihood of held-out training traces); and "
+               "models retrained with a fixed noise image in the degradation for $t \\geq 1$ \\citep{rissanen2023heat, hoogeboom2023blurring}, "
+               "drawn afresh with each endpoint at generation. "
                "Floor at this $N$: classifier-FID \\res{floor/2000/fid}, memorised share \\res{floor/2000/memorisation}.")
     return _table("VV" + "r" * len(VARIANT_METRICS),
                   ["model", "variant", *(TABLE_METRICS[m] for m in VARIANT_METRICS)],
