@@ -182,6 +182,7 @@ def test_smoke_pipeline_train_evaluate_curve_summary(capsys, monkeypatch):
     assert curve["points"][0]["train_seconds"] < curve["points"][1]["train_seconds"]
     assert curve["ends_at_published_weights"] is True  # this run's own snapshots, not a second run's
     assert not (published / "curve_run_log.jsonl").exists()
+    _check_curve_inception(name, published, monkeypatch)
     _check_curve_of_a_second_run(name, published)
     _check_curve_without_snapshots(name, published, curve["points"][-1], capsys)
 
@@ -193,6 +194,23 @@ def test_smoke_pipeline_train_evaluate_curve_summary(capsys, monkeypatch):
     assert [p["step"] for p in row["curve"]] == [10, 20]
     # the committed results and the repository's runs/ were left alone
     assert committed_files(name) == committed and repo_run.exists() == run_existed
+
+
+def _check_curve_inception(name, published, monkeypatch):
+    """``curve --inception``: each point gains Inception-FID of its own samples (a stand-in network here) and the
+    file its floor at the curve's N; a second call keeps those values instead of recomputing them."""
+    from mnist_diffusion.evaluation import inception
+
+    seen = []
+    monkeypatch.setattr(inception, "unavailable_reason", lambda: None)
+    monkeypatch.setattr(inception, "inception_fid", lambda images, n, *a: seen.append(images.shape) or 20.0 + len(seen))
+    monkeypatch.setattr(inception, "inception_floor", lambda n, *a: {"value": 0.5, "std": None})
+    assert main(["experiment", "curve", name, "--inception", "--profile", "smoke", "--no-progress"]) == 0
+    curve = json.loads((published / "curve.json").read_text())
+    assert [p["inception_fid"] for p in curve["points"]] == [21.0, 22.0] and curve["inception_floor"] == 0.5
+    assert seen == [(curve["n"], 28, 28)] * 2 and len({p["samples"] for p in curve["points"]}) == 2
+    assert main(["experiment", "curve", name, "--inception", "--profile", "smoke", "--no-progress"]) == 0
+    assert len(seen) == 2 and json.loads((published / "curve.json").read_text()) == curve
 
 
 def _check_curve_of_a_second_run(name, published):

@@ -19,7 +19,7 @@ import torch
 import yaml
 
 from mnist_diffusion.errors import UserError
-from mnist_diffusion.experiments.draws import draw_samples, weights_digest
+from mnist_diffusion.experiments.draws import draw_samples, sample_file, weights_digest
 from mnist_diffusion.experiments.registry import (
     COPYING_N, CURVE_METRICS, CURVE_N, CURVE_SEED, ENDPOINT_N, EXPERIMENTS, HEADLINES, PILOT_CONTROL, RESTORATION_N,
     SELECTION_SEED, STEP_ERROR_N, SUMMARY_SECTIONS, STUDY_FACTORS, STUDY_STEPS, Evaluation, data_free, experiment_config, get_experiment,
@@ -299,12 +299,17 @@ def endpoint_spread(model: TrainedModel, n: int = ENDPOINT_N) -> dict[str, Any]:
     return {"n": n, "estimates": mean_pairwise_l1(estimates.cpu()), "test_images": mean_pairwise_l1(test_images)}
 
 
-def curve_experiment(name: str, scale: Scale | str | None = None, seed: int = CURVE_SEED, progress: bool = True) -> Path:
+def curve_experiment(name: str, scale: Scale | str | None = None, seed: int = CURVE_SEED, progress: bool = True,
+                     inception: bool = False) -> Path:
     """Quality per compute: classifier-FID (N = the scale's curve N, one seed, the headline sampler) of every
-    snapshot kept during training, with its training seconds and images seen, into ``results/<name>/curve.json``."""
+    snapshot kept during training, with its training seconds and images seen, into ``results/<name>/curve.json``.
+    ``inception``: each point also gets Inception-FID of the same samples (its floor at this N in the file); a
+    point's Inception-FID already in the file is kept while its samples (named by weights digest) are the same."""
     from mnist_diffusion.evaluation import evaluate
 
     scale = resolve_scale(scale)
+    if inception:
+        require_inception()
     options = get_experiment(name).evaluations[0].options
     n = scale.curve_n or CURVE_N
     folder = run_dir(name, scale)
@@ -312,17 +317,27 @@ def curve_experiment(name: str, scale: Scale | str | None = None, seed: int = CU
     if not snapshots:
         raise UserError(f"no snapshots in {folder / 'snapshots'}: train the run first "
                         f"(its config keeps them at train.snapshot_steps)")
+    out = results_dir(scale) / name / "curve.json"
+    before = read_json(out)
+    kept = {(p["step"], p.get("samples")): p[INCEPTION_KEY] for p in before.get("points", []) if INCEPTION_KEY in p}
+    inception_floor = before.get("inception_floor")
     points = []
     for step, path in snapshots:
         images, seconds = draw_samples(path, options, n, seed, folder / "samples", progress)
-        result = evaluate(images, n=n, seeds=[seed])
+        samples = sample_file(path, options, n, seed, folder / "samples").name
+        known = kept.get((step, samples))
+        result = evaluate(images, n=n, seeds=[seed], inception=inception and known is None, progress=progress)
         stats = load_checkpoint(path)["stats"]
         points.append({"step": step, "train_seconds": round(stats["train_seconds"], 2),
-                       "images_seen": stats["images_seen"], "sampling_seconds": round(seconds, 2),
+                       "images_seen": stats["images_seen"], "sampling_seconds": round(seconds, 2), "samples": samples,
                        **{key: result["metrics"][key]["value"] for key in CURVE_METRICS}})
+        if INCEPTION_KEY in result["metrics"]:
+            known, inception_floor = result["metrics"][INCEPTION_KEY]["value"], result["metrics"][INCEPTION_KEY]["floor"]
+        if known is not None:
+            points[-1][INCEPTION_KEY] = known
         if progress:
-            print(f"{name} step {step}: classifier-FID {points[-1]['fid']:.3f}")
-    out = results_dir(scale) / name / "curve.json"
+            print(f"{name} step {step}: classifier-FID {points[-1]['fid']:.3f}"
+                  + (f", Inception-FID {known:.3f}" if known is not None else ""))
     published = published_weights(name, scale)
     own_run = published.is_file() and same_ema_weights(snapshots[-1][1], published)
     run_log, kept_log = out.with_name("curve_run_log.jsonl"), folder / "log.jsonl"
@@ -333,6 +348,7 @@ def curve_experiment(name: str, scale: Scale | str | None = None, seed: int = CU
         shutil.copy2(kept_log, run_log)
     write_json(out, {"name": name, "n": n, "seed": seed, "sampler": options.sampler, "steps": options.steps,
                     "fid_floor": result["metrics"]["fid"]["floor"], "points": points,
+                    **({"inception_floor": inception_floor} if inception_floor is not None else {}),
                     "ends_at_published_weights": own_run, "hardware": hardware()})
     return out
 
