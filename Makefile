@@ -64,7 +64,7 @@ pilot: data ## the pilot study: 9 one-factor changes of our recipe at its traini
 	$(PYTHON) -m mnist_diffusion experiment evaluate pilot
 	$(PYTHON) -m mnist_diffusion experiment summary
 
-variant: data ## the cold training variants: the palimpsest and blur retrained with noise in the degradation, into runs/cold_*_noise/ and results/cold_*_noise/metrics.json (~2.5 CPU-h at one thread)
+variant: data ## the cold training variants: the palimpsest and blur retrained with noise in the degradation, the traced palimpsest with a 2 x 2 trace, into runs/ and results/<variant>/metrics.json (~4 CPU-h at one thread)
 	$(PYTHON) -m mnist_diffusion experiment train variant
 	$(PYTHON) -m mnist_diffusion experiment evaluate variant
 	$(PYTHON) -m mnist_diffusion experiment summary

@@ -59,6 +59,8 @@ def test_smoke_profile_shrinks_the_run():
         ("diffusion.prediction=x0", "unknown diffusion.prediction 'x0'; choose one of eps, v"),
         ("diffusion.min_snr_gamma=-1", "diffusion.min_snr_gamma must be >= 0"),
         ("cold.noise=-0.5", "cold.noise must be >= 0"),
+        ("cold.trace_cell=5", "cold.trace_cell must divide 28, got 5"),
+        ("cold.trace_cell=14", "cold.trace_cell is for the palimpsest_trace degradation, not 'palimpsest'"),
         ("optim.lr", "--set expects section.key=value"),
     ],
 )

@@ -129,6 +129,31 @@ def test_traced_palimpsest_draws_the_traces_of_training_digits(mnist_root):
     assert torch.equal(state_for(op, 64)["trace"], state["trace"])
 
 
+def test_the_trace_cell_sets_the_traces_resolution_and_what_it_gives_away(mnist_root):
+    """cell 14: 2 x 2 block means, drawn from training digits; only the traced palimpsest takes a cell; the nearest
+    training trace's class agrees with a test digit's less often for the coarser trace (1-NN, brute force here)."""
+    from mnist_diffusion.cold.trace_prior import trace_information
+
+    op = make_degradation("palimpsest_trace", 50, trace_cell=14)
+    state = state_for(op, 16)
+    train, train_labels = mnist_tensors("train")
+    blocks = (train.float() / 255).view(-1, 2, 14, 2, 14).mean(dim=(2, 4)).flatten(1)
+    nearest = torch.cdist(state["trace"].flatten(1), blocks, compute_mode="donot_use_mm_for_euclid_dist").min(dim=1)
+    assert state["trace"].shape == (16, 1, 2, 2) and nearest.values.max() < 1e-5
+    for name, cell in (("palimpsest", 14), ("blur", 7 * 2), ("palimpsest_trace", 5)):
+        with pytest.raises(UserError, match=rf"cold.trace_cell {cell} does not fit the {name} degradation"):
+            make_degradation(name, 50, trace_cell=cell)
+    test, test_labels = mnist_tensors("test")
+    queries = (test[:500].float() / 255).view(-1, 2, 14, 2, 14).mean(dim=(2, 4)).flatten(1)
+    found = torch.cdist(queries, blocks, compute_mode="donot_use_mm_for_euclid_dist").min(dim=1)
+    coarse, fine = trace_information(14, chunk=300), trace_information(7)
+    assert coarse["numbers"] == 4 and fine["numbers"] == 16
+    assert coarse["nn_class_accuracy"] < fine["nn_class_accuracy"] - 0.2  # 0.40 against 0.79 on the full test set
+    # the first 500 test digits, brute force: the same share up to sampling error of the subset
+    brute = (train_labels[found.indices] == test_labels[:500]).float().mean().item()
+    assert abs(brute - coarse["nn_class_accuracy"]) < 0.07
+
+
 def test_unknown_operator_is_a_user_error():
     with pytest.raises(UserError, match="unknown degradation 'swirl'"):
         make_degradation("swirl", 10)

@@ -53,23 +53,40 @@ def test_pilots_change_one_factor_each_at_the_controls_training_flops():
     assert ex.PILOT_EVALUATIONS[0].seed == ex.SELECTION_SEED  # chosen on seeds no headline uses
 
 
-def test_cold_training_variants_retrain_their_run_with_noise_in_the_degradation_only():
-    from mnist_diffusion.cold.degradations import WithNoise
+def test_cold_training_variants_retrain_their_run_with_one_change_to_the_degradation():
+    from mnist_diffusion.cold.degradations import TracedPalimpsest, WithNoise
     from mnist_diffusion.training.build import build_process
 
-    assert ex.VARIANTS and ex.VARIANT_EVALUATIONS[0].seed == ex.SELECTION_SEED
+    assert ex.VARIANTS and all(e.seed == ex.SELECTION_SEED for v in ex.VARIANTS for e in v.evaluations)
+    changes = {"cold_palimpsest_noise": {"noise": ex.TRAINING_NOISE}, "cold_blur_noise": {"noise": ex.TRAINING_NOISE},
+               "cold_palimpsest_trace_cell14": {"trace_cell": 14}}
+    assert {v.name for v in ex.VARIANTS} == set(changes)
     for variant in ex.VARIANTS:
         base = ex.get_experiment(variant.variant_of)
         assert base.group == "final" and base.is_cold and variant.is_cold and variant.scratch and not base.scratch
         config, base_config = ex.experiment_config(variant.name).to_dict(), ex.experiment_config(base.name).to_dict()
-        assert config["cold"] == {**base_config["cold"], "noise": ex.TRAINING_NOISE}
+        assert config["cold"] == {**base_config["cold"], **changes[variant.name]}
         assert {k: v for k, v in config.items() if k not in ("cold", "train")} == \
             {k: v for k, v in base_config.items() if k not in ("cold", "train")}
         assert {**config["train"], "sample_every": 0} == {**base_config["train"], "sample_every": 0}
         degradation = build_process(ex.experiment_config(variant.name)).degradation
-        assert isinstance(degradation, WithNoise) and degradation.sigma == ex.TRAINING_NOISE
+        if "noise" in changes[variant.name]:
+            assert isinstance(degradation, WithNoise) and degradation.sigma == ex.TRAINING_NOISE
+        else:
+            assert isinstance(degradation, TracedPalimpsest) and degradation.cell == 14
         assert ex.published_weights(variant.name) == ex.run_dir(variant.name) / "ema.pt"  # scratch, never published
-        assert ex.get_experiment(variant.name).copying_options() == [ex.ALG2]
+        generative = [e.options for e in variant.evaluations]  # each unperturbed Algorithm 2 variant gets a copying check
+        assert variant.copying_options() == generative
+
+
+def test_held_out_trace_priors_use_the_component_counts_their_selection_chose():
+    from mnist_diffusion.cold.trace_prior import MixtureTraces
+
+    summary = json.loads((repo_root() / "results" / "summary.json").read_text())
+    selections = {record["prior_selection"]["cell"]: record["prior_selection"]["selected"]
+                  for section in ("models", "variants") for record in summary.get(section, {}).values()
+                  if record.get("prior_selection")}
+    assert selections[7] == 200 and MixtureTraces.HELD_OUT_COMPONENTS == selections
 
 
 def test_registry_configs_build_and_study_changes_one_factor_each():

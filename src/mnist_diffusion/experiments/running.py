@@ -135,14 +135,15 @@ def evaluate_experiment(name: str, scale: Scale | str | None = None, progress: b
     if not plan:
         raise UserError(f"{name} has no evaluation at the {scale.name} scale: its evaluations use the selection "
                         f"seed {SELECTION_SEED}, which this scale skips")
-    degradation = experiment_config(name, scale).cold.degradation if e.is_cold else None
+    cold = experiment_config(name, scale).cold
+    degradation = cold.degradation if e.is_cold else None
     header = {"name": name, "description": e.description, "config": e.config, "overrides": list(e.overrides),
               "training": {"steps": int(state["step"]), **state.get("stats", {}),
                            "hardware": read_json(weights.parent / "hardware.json")},
               "weights_sha256_16": weights_digest(weights), "headline": plan[0].key}
     extras = ["restoration", "endpoint", "step_error"] if e.is_cold else []
     extras += ["copying"] if e.copying_options(scale) else []
-    extras += ["prior_selection"] if degradation == "palimpsest_trace" else []
+    extras += ["prior_selection", "trace_information"] if degradation == "palimpsest_trace" else []
     # ``only=("inception",)`` adds Inception-FID to the existing headline without re-evaluating anything else
     known = [ev.key for ev in plan] + extras + (["inception"] if inception else [])
     unknown = sorted(set(only or ()) - set(known))
@@ -196,10 +197,16 @@ def evaluate_experiment(name: str, scale: Scale | str | None = None, progress: b
 
         return endpoint_spread(load_trained(weights, device="auto"), n=scale.endpoint_n or ENDPOINT_N)
 
+    def information() -> dict[str, Any]:
+        from mnist_diffusion.cold.trace_prior import trace_information
+
+        return trace_information(cold.trace_cell)
+
     checks = {  # each check of the run, computed when asked for and merged into the file as it is ready
         "restoration": lambda: restoration(weights, n=scale.restoration_n or RESTORATION_N),
         "endpoint": spread,
-        "prior_selection": lambda: prior_selection(progress=progress, smoke=not scale.large_priors),
+        "prior_selection": lambda: prior_selection(cold.trace_cell, progress=progress, smoke=not scale.large_priors),
+        "trace_information": information,
         "copying": copying_checks,
         "step_error": lambda: step_errors(weights, n=min(STEP_ERROR_N, scale.restoration_n or STEP_ERROR_N)),
     }
@@ -397,7 +404,7 @@ def summarise(scale: Scale | str | None = None) -> Path:
                                                    for k, m in ev["metrics"].items()}}
                                  for key, ev in record["evaluations"].items()},
                  **{extra: record.get(extra) for extra in ("restoration", "endpoint", "step_error", "copying",
-                                                          "prior_selection")},
+                                                          "prior_selection", "trace_information")},
                  "curve": (curve := read_json(root / name / "curve.json")).get("points"),
                  "curve_ends_at_published_weights": curve.get("ends_at_published_weights")}
         sections[SUMMARY_SECTIONS[e.group]][name] = entry

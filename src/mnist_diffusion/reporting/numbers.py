@@ -198,6 +198,11 @@ def _cold_checks(results: Results, run: str, where: str, record: dict[str, Any])
         for k, score in selection["scores"].items():
             results.add(f"{run}/prior/k{k}/validation", score["validation"],
                         f"{where}.prior_selection.scores.{k}.validation")
+    information = record.get("trace_information")
+    if information:
+        results.add(f"{run}/trace/numbers", information["numbers"], f"{where}.trace_information.numbers")
+        results.add(f"{run}/trace/nnaccuracypct", 100 * information["nn_class_accuracy"],
+                    f"100 * {where}.trace_information.nn_class_accuracy")
 
 
 def _shares_and_gaps(results: Results, prefix: str, evaluation: dict[str, Any], where: str) -> None:

@@ -272,14 +272,14 @@ def cold_variants_table(results: Results, summary: dict[str, Any]) -> str:
             options, n = parse_evaluation_key(key)
             if n != 2_000 or options.sampler != "alg2" or evaluation["seeds"][0] != SELECTION_SEED:
                 continue
-            if run != base:
-                variant = f"retrained, {record['description']}"
-            elif options.perturb:
+            if options.perturb:
                 variant = f"endpoint noise, std \\res{{{run}/{key}/perturb}}"
             else:
-                variant = {None: "training traces" if run == "cold_palimpsest_trace" else "as trained",
+                variant = {None: "training traces" if "trace" in base else "as trained",
                            "mixture": "mixture prior, ten components",
-                           "heldout": "mixture prior, \\res{cold_palimpsest_trace/prior/selected} components"}[options.prior]
+                           "heldout": f"mixture prior, \\res{{{run}/prior/selected}} components"}[options.prior]
+            if run != base:  # a retrained variant: its change, then the generation variant when there is one
+                variant = f"retrained with {record['description']}" + (f"; {variant}" if "trace" in base else "")
             order = (list(COLD_LABELS).index(base), run != base, options.perturb,
                      TRACE_PRIORS.index(options.prior or "training"))
             if not evaluation["data_free"]:
@@ -290,8 +290,14 @@ def cold_variants_table(results: Results, summary: dict[str, Any]) -> str:
                f"{SELECTION_SEED:,}: endpoint noise added to $\\x_T$ before sampling \\citep{{bansal2022cold}}; the "
                "palimpsest with trace started from training digits' traces or from Gaussian mixtures fitted to them "
                "(the held-out one's component count chosen by the log-likelihood of held-out training traces); and "
-               "models retrained with a fixed noise image in the degradation for $t \\geq 1$ \\citep{rissanen2023heat, hoogeboom2023blurring}, "
-               "drawn afresh with each endpoint at generation. "
+               "models retrained with a fixed noise image in the degradation for $t \\geq 1$ "
+               "\\citep{rissanen2023heat, hoogeboom2023blurring}, drawn afresh with each endpoint at generation, or "
+               "with a coarser trace" + (
+                   ": a test digit's nearest training trace has its class "
+                   "\\res{cold_palimpsest_trace_cell14/trace/nnaccuracypct}\\% of the time for $2 \\times 2$ "
+                   "numbers, \\res{cold_palimpsest_trace/trace/nnaccuracypct}\\% for our $4 \\times 4$. "
+                   if all(f"{run}/trace/nnaccuracypct" in results.entries
+                          for run in ("cold_palimpsest_trace", "cold_palimpsest_trace_cell14")) else ". ") +
                "Floor at this $N$: classifier-FID \\res{floor/2000/fid}, memorised share \\res{floor/2000/memorisation}.")
     return _table("VV" + "r" * len(VARIANT_METRICS),
                   ["model", "variant", *(TABLE_METRICS[m] for m in VARIANT_METRICS)],

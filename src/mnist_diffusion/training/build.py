@@ -53,5 +53,6 @@ Process = GaussianDiffusion | ColdDiffusion
 def build_process(config: Config, device: torch.device | str = "cpu") -> Process:
     """The training/sampling process of ``config.method``: the DDPM, or cold diffusion with its degradation."""
     if config.method == "cold":
-        return ColdDiffusion(make_degradation(config.cold.degradation, config.cold.T, config.cold.noise), device)
+        cold = config.cold
+        return ColdDiffusion(make_degradation(cold.degradation, cold.T, cold.noise, cold.trace_cell), device)
     return build_diffusion(config, device)

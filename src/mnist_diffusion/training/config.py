@@ -47,6 +47,7 @@ class ColdConfig:
     degradation: str = "palimpsest"  # one of cold.degradations.DEGRADATIONS
     T: int = 50
     noise: float = 0.0  # > 0: a fixed Gaussian noise image of this std added to D(x, t) for t >= 1 (WithNoise)
+    trace_cell: int = 7  # palimpsest_trace only: the trace's block size, dividing 28 (7: 4x4 numbers; 14: 2x2; 4: 7x7)
 
 
 @dataclass
@@ -197,6 +198,10 @@ def validate(config: Config) -> Config:
         (config.optim.grad_clip >= 0, f"optim.grad_clip must be >= 0 (0 = off), got {config.optim.grad_clip}"),
         (config.optim.decay in LR_DECAYS, f"optim.decay must be one of {', '.join(LR_DECAYS)}, got {config.optim.decay!r}"),
         (config.cold.noise >= 0, f"cold.noise must be >= 0 (0 = none), got {config.cold.noise}"),
+        (config.cold.trace_cell >= 1 and 28 % config.cold.trace_cell == 0,
+         f"cold.trace_cell must divide 28, got {config.cold.trace_cell}"),
+        (config.cold.trace_cell == 7 or config.cold.degradation == "palimpsest_trace",
+         f"cold.trace_cell is for the palimpsest_trace degradation, not {config.cold.degradation!r}"),
         (config.diffusion.min_snr_gamma >= 0,
          f"diffusion.min_snr_gamma must be >= 0 (0 = off), got {config.diffusion.min_snr_gamma}"),
         (not config.model.attention or config.model.arch == "unet",
