@@ -92,11 +92,12 @@ evaluate: data ## fidelity metrics of SAMPLES (one or more npz, one per seed) in
 	$(PYTHON) -m mnist_diffusion evaluate --samples $(SAMPLES) --out $(METRICS)
 
 BENCH_FLAGS ?=
-bench: data ## performance benchmarks (~25 min on 2 cores; idle machine) into benchmarks/results/, then the README table
+bench: data ## performance benchmarks (~30 min on 2 cores; idle machine) into benchmarks/results/, then the README table
 	$(PYTHON) benchmarks/bench_training.py $(BENCH_FLAGS)
 	$(PYTHON) benchmarks/bench_sampling.py $(BENCH_FLAGS)
 	$(PYTHON) benchmarks/bench_evaluation.py $(BENCH_FLAGS)
 	$(PYTHON) benchmarks/profile_training.py $(BENCH_FLAGS)
+	$(PYTHON) benchmarks/bench_pilots.py $(BENCH_FLAGS)
 	$(PYTHON) benchmarks/report.py
 
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))

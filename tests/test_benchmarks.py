@@ -236,3 +236,49 @@ def test_latex_escape_sets_comparisons_in_math_outside_code():
     escape = load_script("report").latex_escape
     assert escape("img/s >= 40% of peak, <= 2 or < 3 > 1") == r"img/s $\geq$ 40\% of peak, $\leq$ 2 or $<$ 3 $>$ 1"
     assert escape("run `a>=b_c` & 5") == r"run \texttt{a>=b\_c} \& 5"
+
+
+def test_pilots_json_estimates_each_runs_training_minutes(tmp_path):
+    """The pilot benchmark times one training step of the control and of every pilot, built from their configs: the
+    estimated minutes are the run's steps times the median seconds per step, and every run's steps cost the pilot
+    budget's FLOPs (counted at quick mode's batch, scaled to the config's)."""
+    import torch
+
+    from mnist_diffusion.experiments import PILOT_BUDGET_TFLOP, PILOT_CONTROL, PILOTS, experiment_config
+
+    threads = torch.get_num_threads()
+    module = load_script("bench_pilots")
+    doc = module.main(["--quick", "--out", str(tmp_path / "pilots.json")])
+    assert torch.get_num_threads() == threads  # the benchmark's one thread is not left behind
+    saved = json.loads((tmp_path / "pilots.json").read_text())
+    assert saved == json.loads(json.dumps(doc))
+    assert saved["format"] == "mnist-diffusion-bench/1" and saved["benchmark"] == "pilots" and saved["quick"] is True
+    assert saved["environment"]["cpu"] and saved["environment"]["torch_threads"] == 1
+    settings = saved["settings"]
+    assert (settings["batch"], settings["steps_per_repeat"], settings["repeats"], settings["threads"]) == (2, 1, 1, 1)
+    rows = {r["run"]: r for r in saved["results"]}
+    assert list(rows) == [PILOT_CONTROL, *(p.name for p in PILOTS)]
+    assert [run for run, row in rows.items() if row["control"]] == [PILOT_CONTROL]
+    for run, row in rows.items():
+        config = experiment_config(run, "full")
+        assert (row["steps"], row["config_batch"], row["batch"]) == (config.train.steps, config.train.batch_size, 2)
+        assert (row["threads"], row["cpu"]) == (1, saved["environment"]["cpu"])
+        assert_summary(row["seconds_per_step"], settings["repeats"])
+        assert row["seconds_per_step"]["median"] > 0
+        minutes = row["steps"] * row["seconds_per_step"]["median"] / 60
+        assert row["estimated_minutes"] == pytest.approx(minutes, rel=REL)
+        assert row["training_tflop"] == pytest.approx(row["steps"] * row["flops_per_step"] / 1e12, rel=REL)
+        full_batch = row["training_tflop"] * row["config_batch"] / row["batch"]
+        assert full_batch == pytest.approx(PILOT_BUDGET_TFLOP, rel=0.02), run
+    table = module.markdown(saved)
+    assert all(row["description"] in table for row in rows.values()) and "(control)" in table
+
+
+def test_pilots_full_run_defaults():
+    """Without --quick: one torch thread, each config's own batch, 7 repeats of 2 steps after a warm-up repeat (the
+    sizes the docstring's duration estimate assumes)."""
+    module = load_script("bench_pilots")
+    args = module.parse_args([])
+    settings = module.settings_for(args)
+    assert (args.threads, settings["batch"], settings["repeats"], settings["steps_per_repeat"],
+            settings["warmup_repeats"]) == (1, "config", 7, 2, 1)

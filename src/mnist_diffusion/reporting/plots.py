@@ -13,12 +13,15 @@ report's build on figure text below 7 pt). No function lets a legend or a label 
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mnist_diffusion.errors import UserError
+from mnist_diffusion.paths import repo_root
 from mnist_diffusion.reporting.figure_files import write_figure_file
 from mnist_diffusion.reporting.grids import tile
 from mnist_diffusion.scale import Scale, resolve_scale
@@ -259,3 +262,187 @@ def distance_histograms(panels: Mapping[str, Mapping[str, Sequence[int]]], bins:
     fig.tight_layout()
     _legend_above(fig, list(handles.values()), list(handles))
     return fig
+
+
+# --- the pilot study against CPU time ---------------------------------------------------------------------------
+
+#: The pilot benchmark's JSON (``benchmarks/bench_pilots.py``), relative to the repository: seconds per training
+#: step of the control and of each pilot at one thread, and the estimated training minutes they give.
+PILOT_BENCH = Path("benchmarks") / "results" / "pilots.json"
+#: How the pilot figure names the control.
+PILOT_CONTROL_LABEL = "our recipe (control)"
+
+
+def pilot_benchmark(path: str | Path | None = None) -> dict[str, Any]:
+    """The pilot benchmark's result document (default: :data:`PILOT_BENCH`); a one-line :class:`UserError` naming
+    the script to run when it is missing or was written by its ``--quick`` mode (whose timings mean nothing)."""
+    from mnist_diffusion.experiments.registry import relative
+
+    path = Path(path) if path is not None else repo_root() / PILOT_BENCH
+    if not path.is_file():
+        raise UserError(f"{relative(path)} is missing: run `python benchmarks/bench_pilots.py` on an idle CPU "
+                        f"(~4 min; it times one training step of each pilot)")
+    document = json.loads(path.read_text())
+    if document.get("quick"):
+        raise UserError(f"{relative(path)} is from a --quick run (not a measurement): run "
+                        f"`python benchmarks/bench_pilots.py` on an idle CPU")
+    return document
+
+
+def pilot_cpu_points(summary: Mapping[str, Any], bench: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The pilot figure's points: for the control (``summary["pilot_control"]``, from ``summary["models"]``) and each
+    pilot (``summary["pilots"]``) that has both the pilot evaluation (the chosen sampler at N = 2,000 on the selection
+    seed) and a row in the benchmark document ``bench``, {"run", "label", "minutes" (the benchmark's estimated
+    training minutes), "fid", "control"}; the control first, then the pilots in the registry's order."""
+    from mnist_diffusion.experiments.registry import PILOT_CONTROL, PILOT_EVALUATIONS, PILOTS
+
+    key = PILOT_EVALUATIONS[0].key
+    minutes = {row["run"]: row["estimated_minutes"] for row in bench.get("results", [])}
+    control = summary.get("pilot_control", PILOT_CONTROL)
+    runs = [(control, summary.get("models", {}).get(control, {}), PILOT_CONTROL_LABEL, True)]
+    runs += [(p.name, summary.get("pilots", {}).get(p.name, {}), p.description, False) for p in PILOTS]
+    points = []
+    for run, record, label, is_control in runs:
+        evaluation = record.get("evaluations", {}).get(key)
+        if evaluation is None or run not in minutes:
+            continue
+        points.append({"run": run, "label": label if is_control else record.get("description", label),
+                       "minutes": minutes[run], "fid": evaluation["metrics"]["fid"]["value"], "control": is_control})
+    return points
+
+
+def pilot_cpu_figure(summary: Mapping[str, Any], bench: Mapping[str, Any] | str | Path | None = None) -> Any:
+    """Classifier-FID of the pilot study (the chosen sampler, N = 2,000, selection seed) against each run's estimated
+    training CPU-minutes at one thread (``benchmarks/bench_pilots.py``: seconds per step x steps), one labelled point
+    per run with both (:func:`pilot_cpu_points`), the control a black star with a dotted line at its FID. Every run
+    has the same training FLOPs, as the title says. ``bench``: the benchmark's document, or its path (default
+    :data:`PILOT_BENCH`; missing: a one-line :class:`UserError` naming the script, from :func:`pilot_benchmark`)."""
+    from mnist_diffusion.experiments.registry import PILOT_BUDGET_TFLOP, PILOT_EVALUATIONS
+    from mnist_diffusion.experiments.results import sampler_label
+
+    if bench is None or isinstance(bench, (str, Path)):
+        bench = pilot_benchmark(bench)
+    points = pilot_cpu_points(summary, bench)
+    if not points:
+        raise UserError("no pilot run has both its evaluation in summary.json and a row in the pilot benchmark: "
+                        "run `make pilot` and `python benchmarks/bench_pilots.py`")
+    threads = bench.get("settings", {}).get("threads", 1)
+    evaluation = PILOT_EVALUATIONS[0]
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(TEXT_WIDTH, 2.8))
+    pilots = [p for p in points if not p["control"]]
+    if pilots:
+        ax.scatter([p["minutes"] for p in pilots], [p["fid"] for p in pilots], s=18, color="tab:blue", zorder=4)
+    for p in points:
+        if p["control"]:
+            ax.axhline(p["fid"], ls=":", lw=0.8, color="grey", zorder=1)
+            ax.scatter([p["minutes"]], [p["fid"]], marker="*", s=90, color="black", zorder=3)  # under the pilots
+    fids = [p["fid"] for p in points]
+    ax.margins(x=0.15, y=0.15)
+    if max(fids) > 4 * min(fids):  # a wide range: a log axis, ticks at 1, 2, 3, 5 x 10^k written out
+        from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+        ax.set_yscale("log")
+        low, high = ax.get_ylim()
+        ax.set_yticks([t for k in range(-1, 6) for t in (10**k, 2 * 10**k, 3 * 10**k, 5 * 10**k) if low <= t <= high])
+        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("estimated training CPU-minutes at one thread (steps x measured seconds per step)" if threads == 1
+                  else f"estimated training minutes at {threads} threads (steps x measured seconds per step)")
+    ax.set_ylabel(f"classifier-FID (N = {evaluation.n:,})")
+    options = evaluation.options
+    ax.set_title(f"every run: the same training FLOPs ({PILOT_BUDGET_TFLOP:g} TFLOP); sampler "
+                 f"{sampler_label(options)}, {options.steps} steps, seed {evaluation.seed:,}")
+    fig.tight_layout()
+    _label_points(ax, [(p["minutes"], p["fid"]) for p in points], [p["label"] for p in points],
+                  [p["control"] for p in points])
+    return fig
+
+
+def _label_points(ax: Any, xy: Sequence[tuple[float, float]], labels: Sequence[str], bold: Sequence[bool],
+                  points: float = LABEL_POINTS, offset: float = 7.0) -> None:
+    """Label each point of ``xy`` (data coordinates) beside it, inside the axes and clear of the other labels and
+    markers. A label starts as a group of its own, beside its point; groups whose labels would cover another group's
+    labels or markers are merged, and a group's labels stand in one column beside its points (right of them, or left
+    where the right lacks room), in the order of the points' heights, each as near its point's height as the others
+    allow, with a thin leader line to its point when moved (neighbours whose lines would cross trade places). A
+    linear x axis is first widened on the right to leave room for the longest label right of the rightmost point.
+    Call it once the layout is final (the labels stay inside the axes, so they do not change it)."""
+    from matplotlib.transforms import Bbox
+
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    px = fig.dpi / 72  # display pixels per point
+    frame = ax.get_window_extent(renderer)
+    styles = [{"fontsize": points, "fontweight": "bold" if b else "normal"} for b in bold]
+    sizes = []  # (width, height) of each label in display pixels, with a point of room around it
+    for label, style in zip(labels, styles):
+        probe = ax.text(0, 0, label, **style)
+        box = probe.get_window_extent(renderer)
+        probe.remove()
+        sizes.append((box.width + 2 * px, box.height + 2 * px))
+    room = (offset * px + max(width for width, _ in sizes)) / frame.width  # share of the axes' width a label needs
+    if ax.get_xscale() == "linear" and room < 0.8:
+        low, high = ax.get_xlim()
+        rightmost = max(x for x, _ in xy)
+        ax.set_xlim(low, max(high, (rightmost - room * low) / (1 - room)))
+    shown = ax.transData.transform(np.asarray(xy, dtype=float))
+    markers = [Bbox.from_bounds(x - 4 * px, y - 4 * px, 8 * px, 8 * px) for x, y in shown]
+
+    def column(members: list[int]) -> dict[int, tuple[float, float, int]]:
+        """{label: (x of its anchor, y of its centre, side: 1 right / -1 left)} of one group, in display pixels."""
+        xs = shown[members, 0]
+        width = max(sizes[i][0] for i in members)
+        right, left = xs.max() + offset * px, xs.min() - offset * px
+        if right + width <= frame.x1 or left - width < frame.x0:  # right of the points, else left; else right, inside
+            side, x = 1, min(right, frame.x1 - width)
+        else:
+            side, x = -1, left
+        order = sorted(members, key=lambda i: -shown[i][1])  # top down
+        wanted = np.array([shown[i][1] for i in order])
+        heights = np.array([sizes[i][1] for i in order])
+        ys = wanted.copy()
+        for k in range(1, len(ys)):  # push each label below the one above it...
+            ys[k] = min(ys[k], ys[k - 1] - (heights[k - 1] + heights[k]) / 2)
+        ys += (wanted - ys).mean()  # ...then move the column back to where its points are, on average
+        ys -= max(0.0, ys[0] + heights[0] / 2 - frame.y1)  # and inside the axes
+        ys += max(0.0, frame.y0 - (ys[-1] - heights[-1] / 2))
+        for _ in range(len(order) ** 2):  # neighbours whose leader lines would cross trade places
+            swaps = [k for k in range(len(order) - 1)
+                     if _segments_cross((x, ys[k]), shown[order[k]], (x, ys[k + 1]), shown[order[k + 1]])]
+            for k in swaps[:1]:
+                order[k], order[k + 1] = order[k + 1], order[k]
+            if not swaps:
+                break
+        return {i: (x, y, side) for i, y in zip(order, ys)}
+
+    def box(i: int, x: float, y: float, side: int) -> Bbox:
+        width, height = sizes[i]
+        return Bbox.from_bounds(x if side > 0 else x - width, y - height / 2, width, height)
+
+    groups = [[i] for i in range(len(xy))]
+    while True:
+        placed = {i: spot for group in groups for i, spot in column(group).items()}
+        boxes = {i: box(i, *spot) for i, spot in placed.items()}
+        group_of = {i: g for g, group in enumerate(groups) for i in group}
+        clash = next(((group_of[i], group_of[j]) for i in boxes for j in boxes if group_of[i] != group_of[j]
+                      and (boxes[i].overlaps(boxes[j]) or boxes[i].overlaps(markers[j]))), None)
+        if clash is None:
+            break
+        keep, merged = min(clash), max(clash)
+        groups[keep] += groups.pop(merged)
+    leader = {"arrowstyle": "-", "lw": 0.5, "color": "grey", "shrinkA": 0, "shrinkB": 3}
+    for i, (x, y, side) in placed.items():
+        dx, dy = (x - shown[i][0]) / px, (y - shown[i][1]) / px  # in points
+        moved = abs(dy) > 0.5 or abs(abs(dx) - offset) > 0.5
+        ax.annotate(labels[i], xy[i], xytext=(dx, dy), textcoords="offset points", ha="left" if side > 0 else "right",
+                    va="center", arrowprops=leader if moved else None, zorder=5, **styles[i],
+                    bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none"})  # over the lines
+
+
+def _segments_cross(a0: Sequence[float], a1: Sequence[float], b0: Sequence[float], b1: Sequence[float]) -> bool:
+    """Whether the segments a0-a1 and b0-b1 (2-d points) cross at a point inside both."""
+    def turn(p: Sequence[float], q: Sequence[float], r: Sequence[float]) -> float:
+        return (q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0])
+
+    return (turn(a0, a1, b0) * turn(a0, a1, b1) < 0) and (turn(b0, b1, a0) * turn(b0, b1, a1) < 0)
