@@ -44,8 +44,10 @@ from mnist_diffusion.experiments import FULL, PILOT_BUDGET_TFLOP, PILOT_CONTROL,
 from mnist_diffusion.experiments import experiment_config, get_experiment  # noqa: E402
 from mnist_diffusion.models import count_parameters  # noqa: E402
 from mnist_diffusion.training.build import build_network, build_process  # noqa: E402
-from mnist_diffusion.training.ema import make_ema, update_ema  # noqa: E402
-from mnist_diffusion.training.loop import autocast_settings, learning_rate, make_optimizer  # noqa: E402
+from mnist_diffusion.training.ema import make_ema  # noqa: E402
+from mnist_diffusion.training.loop import (  # noqa: E402
+    Trainee, autocast_settings, learning_rate, make_optimizer, optimisation_step,
+)
 
 #: Batch of every run in quick mode (the test suite's smoke run; its timings mean nothing).
 QUICK_BATCH = 2
@@ -75,22 +77,12 @@ def build_step(name: str, batch: int | None = None) -> tuple[Callable[[], None],
     pixels = torch.Generator().manual_seed(tc.seed)
     x = (torch.rand(batch, 1, 28, 28, generator=pixels) * 2 - 1).contiguous(memory_format=memory_format)
     model.train()
+    trainee = Trainee(model, network, ema, optimizer, scaler, amp_dtype)
     state = {"step": 0}
 
     def step() -> None:
-        lr = learning_rate(config, state["step"])
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            loss = process.loss(network, x, noise_generator)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if config.optim.grad_clip:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        update_ema(ema, model, tc.ema_decay, state["step"])
+        loss = optimisation_step(config, state["step"], learning_rate(config, state["step"]), trainee, process, x,
+                                 noise_generator)
         state["step"] += 1
         loss.item()
 
@@ -100,14 +92,6 @@ def build_step(name: str, batch: int | None = None) -> tuple[Callable[[], None],
             "min_snr_gamma": d.min_snr_gamma, "lr_decay": config.optim.decay, "ema_decay": tc.ema_decay,
             "parameters": count_parameters(model), "config_batch": tc.batch_size, "batch": batch, "steps": tc.steps}
     return step, info
-
-
-def repeat(fn: Callable[[], None], times: int) -> Callable[[], None]:
-    """``fn`` called ``times`` times in a row, as one callable."""
-    def run() -> None:
-        for _ in range(times):
-            fn()
-    return run
 
 
 def settings_for(args) -> dict[str, Any]:
@@ -128,7 +112,7 @@ def measure(args) -> dict[str, Any]:
         step, info = build_step(name, QUICK_BATCH if args.quick else None)
         flops = common.count_flops(step)
         rows[name] = {**info, "flops_per_step": flops, "training_tflop": info["steps"] * flops / 1e12}
-        calls[name] = repeat(step, settings["steps_per_repeat"])
+        calls[name] = common.repeat(step, settings["steps_per_repeat"])
     seconds, disturbed = common.time_cases(args, calls, settings["repeats"])
     threads, cpu = torch.get_num_threads(), common.cpu_model()
     for name, values in seconds.items():

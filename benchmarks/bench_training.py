@@ -65,14 +65,6 @@ def build_step(case: str, batch: int, seed: int = 0) -> tuple[Callable[[], None]
     return step, net
 
 
-def repeat(fn: Callable[[], None], times: int) -> Callable[[], None]:
-    """``fn`` called ``times`` times in a row, as one callable."""
-    def run() -> None:
-        for _ in range(times):
-            fn()
-    return run
-
-
 def settings_for(args) -> dict[str, Any]:
     """Sizes of this run: the issue's batch of 128, or tiny ones in quick mode."""
     return {"batch": 8 if args.quick else args.batch, "steps_per_repeat": 1 if args.quick else args.steps,
@@ -91,7 +83,7 @@ def measure(args) -> dict[str, Any]:
         step, net = build_step(case, settings["batch"])
         rows[case] = {"case": case, **networks.describe(case.split("/")[0], net), "memory_format": case.split("/")[1],
                       "flops_per_step": common.count_flops(step)}
-        calls[case] = repeat(step, settings["steps_per_repeat"])
+        calls[case] = common.repeat(step, settings["steps_per_repeat"])
     peak_call, peak_flops = common.matmul_peak_call(256 if args.quick else 1024)
     calls[PEAK_CASE] = peak_call
     seconds, disturbed = common.time_cases(args, calls, settings["repeats"])

@@ -325,3 +325,11 @@ def run_benchmark(args: argparse.Namespace, measure: Callable[[argparse.Namespac
     write_json(args.out, document)
     print(markdown(document))
     return document
+
+
+def repeat(fn: Callable[[], None], times: int) -> Callable[[], None]:
+    """``fn`` called ``times`` times in a row, as one callable (one timed call of several steps)."""
+    def run() -> None:
+        for _ in range(times):
+            fn()
+    return run

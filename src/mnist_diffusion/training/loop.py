@@ -17,6 +17,7 @@ import json
 import math
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,41 @@ def autocast_settings(precision: str, device: torch.device) -> tuple[torch.dtype
     if precision == "fp16" and device.type != "cuda":
         raise UserError("train.precision=fp16 needs a CUDA device; use fp32 (or bf16) here")
     return {"fp32": (None, False), "bf16": (torch.bfloat16, False), "fp16": (torch.float16, True)}[precision]
+
+
+@dataclass
+class Trainee:
+    """What one optimisation step updates: the network's ``model`` (run as ``network``, its compiled or DDP
+    wrapper when there is one), its EMA copy, the optimiser, the gradient scaler and the autocast dtype (None: fp32)."""
+
+    model: torch.nn.Module
+    network: torch.nn.Module
+    ema: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    amp_dtype: torch.dtype | None
+
+
+def optimisation_step(config: Config, step: int, lr: float, trainee: Trainee, process: Any, x: torch.Tensor,
+                      noise_generator: torch.Generator, shard: tuple[int, int] | None = None) -> torch.Tensor:
+    """One training step on the batch ``x`` [B, 1, 28, 28] in [-1, 1]: the learning rate ``lr`` set, the process's
+    loss (its noise from ``noise_generator``) backpropagated, gradients clipped at ``optim.grad_clip``, an optimiser
+    step, and the EMA updated for step ``step``. Returns the loss (a 0-d tensor, not synchronised)."""
+    t = trainee
+    for group in t.optimizer.param_groups:
+        group["lr"] = lr
+    device_type = x.device.type
+    with torch.autocast(device_type, dtype=t.amp_dtype, enabled=t.amp_dtype is not None):
+        loss = process.loss(t.network, x, noise_generator, shard=shard)
+    t.optimizer.zero_grad(set_to_none=True)
+    t.scaler.scale(loss).backward()
+    if config.optim.grad_clip:
+        t.scaler.unscale_(t.optimizer)
+        torch.nn.utils.clip_grad_norm_(t.model.parameters(), config.optim.grad_clip)
+    t.scaler.step(t.optimizer)
+    t.scaler.update()
+    update_ema(t.ema, t.model, config.train.ema_decay, step)
+    return loss
 
 
 def truncate_log(path: Path, last_step: int) -> None:
@@ -188,19 +224,9 @@ def _train(config, tc, dist_info, device, run_dir, resume, scale: Scale, progres
         while step < tc.steps:
             started = time.perf_counter()
             lr = learning_rate(config, step)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
             x = batches.next().contiguous(memory_format=memory_format)
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                loss = process.loss(network, x, noise_generator, shard=shard)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if config.optim.grad_clip:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            update_ema(ema, model, tc.ema_decay, step)
+            loss = optimisation_step(config, step, lr, Trainee(model, network, ema, optimizer, scaler, amp_dtype),
+                                     process, x, noise_generator, shard)
             step += 1
             loss_value = mean_across_ranks(loss.item(), dist_info, device)
             if not math.isfinite(loss_value):
