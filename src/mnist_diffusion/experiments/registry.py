@@ -443,8 +443,9 @@ HEADLINES = {
 
 
 def cold_headline_choice(models: dict[str, Any]) -> tuple[str, SampleOptions] | None:
-    """The rule behind ``HEADLINES["cold"]``, applied to runs of ``summary.json`` (its models and variants): (run, options) of the data-free
-    Algorithm 2 evaluation at N = 2,000 on :data:`SELECTION_SEED` with the lowest classifier-FID (None if none)."""
+    """The rule behind ``HEADLINES["cold"]``, applied to runs of ``summary.json`` (its models and variants): (run,
+    options) of the data-free Algorithm 2 evaluation at N = 2,000 on :data:`SELECTION_SEED` with the lowest
+    classifier-FID (None if none)."""
     scored = [(evaluation["metrics"]["fid"]["value"], run, parse_evaluation_key(key)[0])
               for run, record in models.items() if get_experiment(run).is_cold
               for key, evaluation in record["evaluations"].items()

@@ -22,8 +22,8 @@ from mnist_diffusion.errors import UserError
 from mnist_diffusion.experiments.draws import draw_samples, sample_file, weights_digest
 from mnist_diffusion.experiments.registry import (
     COPYING_N, CURVE_METRICS, CURVE_N, CURVE_SEED, ENDPOINT_N, EXPERIMENTS, HEADLINES, PILOT_CONTROL, RESTORATION_N,
-    SELECTION_SEED, STEP_ERROR_N, SUMMARY_SECTIONS, STUDY_FACTORS, STUDY_STEPS, Evaluation, data_free, experiment_config, get_experiment,
-    published_weights, read_json, relative, results_dir, run_dir,
+    SELECTION_SEED, STEP_ERROR_N, STUDY_FACTORS, STUDY_STEPS, SUMMARY_SECTIONS, Evaluation, data_free,
+    experiment_config, get_experiment, published_weights, read_json, relative, results_dir, run_dir,
 )
 from mnist_diffusion.paths import repo_root, write_json
 from mnist_diffusion.scale import Scale, resolve_scale
@@ -354,6 +354,7 @@ def curve_experiment(name: str, scale: Scale | str | None = None, seed: int = CU
         # the curve's times come from another training run than the published one: keep that run's log beside it
         shutil.copy2(kept_log, run_log)
     write_json(out, {"name": name, "n": n, "seed": seed, "sampler": options.sampler, "steps": options.steps,
+                    "options": options.to_dict(), "sample_args": options.sample_args(),
                     "fid_floor": result["metrics"]["fid"]["floor"], "points": points,
                     **({"inception_floor": inception_floor} if inception_floor is not None else {}),
                     "ends_at_published_weights": own_run, "hardware": hardware()})
