@@ -59,7 +59,7 @@ study: data ## the hyperparameter study: 6 runs of 3,000 steps, trained (resumab
 	$(PYTHON) -m mnist_diffusion experiment evaluate study
 	$(PYTHON) -m mnist_diffusion experiment summary
 
-pilot: data ## the pilot study: 9 one-factor changes of our recipe at its training FLOPs, trained (resumably) into runs/pilot_*/ and scored into results/pilot_*/metrics.json (~9 CPU-h at one thread)
+pilot: data ## the pilot study: 8 one-factor changes of our recipe at its training FLOPs, trained (resumably) into runs/pilot_*/ and scored into results/pilot_*/metrics.json (~8 CPU-h at one thread)
 	$(PYTHON) -m mnist_diffusion experiment train pilot
 	$(PYTHON) -m mnist_diffusion experiment evaluate pilot
 	$(PYTHON) -m mnist_diffusion experiment summary
