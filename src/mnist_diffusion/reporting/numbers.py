@@ -130,7 +130,7 @@ def _evaluation_entries(results: Results, run: str, where: str, key: str, evalua
     results.add(f"{run}/{name}/n", evaluation["n"], f"{where}.evaluations.{key}.n")
     perturb = parse_evaluation_key(key)[0].perturb
     if perturb:
-        results.add(f"{run}/{name}/perturb", perturb, f"{where}.evaluations.{key}.options.perturb")
+        results.add(f"{run}/{name}/perturb", perturb, f"{where}.evaluations.{key}.options.perturb", f"{perturb:g}")
     results.add(f"{run}/{name}/sets", evaluation["sets"], f"{where}.evaluations.{key}.sets")
 
 
