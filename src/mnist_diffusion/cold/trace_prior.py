@@ -148,6 +148,10 @@ def training_traces(cell: int = 7) -> Tensor:
     return trace_cells(mnist_tensors("train")[0].unsqueeze(1).float() / 255, cell)
 
 
+#: Trace resolutions whose information is measured (:func:`trace_information`): 2 x 2, 4 x 4 (ours) and 7 x 7 numbers.
+TRACE_CELLS = (14, 7, 4)
+
+
 def trace_information(cell: int = 7, chunk: int = 1_000) -> dict[str, Any]:
     """How much a trace gives away of its digit: the share of the 10,000 test digits whose trace's nearest training
     trace (Euclidean, over the 28 / cell squared numbers) belongs to a digit of the same class (1-NN accuracy;

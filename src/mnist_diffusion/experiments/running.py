@@ -198,9 +198,9 @@ def evaluate_experiment(name: str, scale: Scale | str | None = None, progress: b
         return endpoint_spread(load_trained(weights, device="auto"), n=scale.endpoint_n or ENDPOINT_N)
 
     def information() -> dict[str, Any]:
-        from mnist_diffusion.cold.trace_prior import trace_information
+        from mnist_diffusion.cold.trace_prior import TRACE_CELLS, trace_information
 
-        return trace_information(cold.trace_cell)
+        return {"cell": cold.trace_cell, "cells": {str(c): trace_information(c) for c in TRACE_CELLS}}
 
     checks = {  # each check of the run, computed when asked for and merged into the file as it is ready
         "restoration": lambda: restoration(weights, n=scale.restoration_n or RESTORATION_N),

@@ -199,10 +199,11 @@ def _cold_checks(results: Results, run: str, where: str, record: dict[str, Any])
             results.add(f"{run}/prior/k{k}/validation", score["validation"],
                         f"{where}.prior_selection.scores.{k}.validation")
     information = record.get("trace_information")
-    if information:
-        results.add(f"{run}/trace/numbers", information["numbers"], f"{where}.trace_information.numbers")
-        results.add(f"{run}/trace/nnaccuracypct", 100 * information["nn_class_accuracy"],
-                    f"100 * {where}.trace_information.nn_class_accuracy")
+    for cell, entry in (information or {}).get("cells", {}).items():
+        at = f"{where}.trace_information.cells.{cell}"
+        results.add(f"{run}/trace/cell{cell}/numbers", entry["numbers"], f"{at}.numbers")
+        results.add(f"{run}/trace/cell{cell}/nnaccuracypct", 100 * entry["nn_class_accuracy"],
+                    f"100 * {at}.nn_class_accuracy")
 
 
 def _shares_and_gaps(results: Results, prefix: str, evaluation: dict[str, Any], where: str) -> None:

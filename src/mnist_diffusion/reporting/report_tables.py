@@ -286,18 +286,20 @@ def cold_variants_table(results: Results, summary: dict[str, Any]) -> str:
                 variant += " (not data-free)"
             rows.append((order, [COLD_LABELS[base], variant,
                                  *(_cell(results, f"{run}/{key}/{m}", with_std=False) for m in VARIANT_METRICS)]))
+    retrained = {override.split("=")[0] for run in summary.get("variants", {})
+                 for override in get_experiment(run).overrides if override.startswith("cold.")}
+    changes = (["a fixed noise image in the degradation for $t \\geq 1$ "
+                "\\citep{rissanen2023heat, hoogeboom2023blurring}, drawn afresh with each endpoint at generation"]
+               if "cold.noise" in retrained else [])
+    if "cold.trace_cell" in retrained:
+        changes.append("a coarser trace (a test digit's nearest training trace has its class "
+                       "\\res{cold_palimpsest_trace/trace/cell14/nnaccuracypct}\\% of the time for $2 \\times 2$ "
+                       "numbers, \\res{cold_palimpsest_trace/trace/cell7/nnaccuracypct}\\% for our $4 \\times 4$)")
     caption = ("Every variant of the cold models, Algorithm~2 with $N = 2{,}000$ samples on seed "
                f"{SELECTION_SEED:,}: endpoint noise added to $\\x_T$ before sampling \\citep{{bansal2022cold}}; the "
                "palimpsest with trace started from training digits' traces or from Gaussian mixtures fitted to them "
-               "(the held-out one's component count chosen by the log-likelihood of held-out training traces); and "
-               "models retrained with a fixed noise image in the degradation for $t \\geq 1$ "
-               "\\citep{rissanen2023heat, hoogeboom2023blurring}, drawn afresh with each endpoint at generation, or "
-               "with a coarser trace" + (
-                   ": a test digit's nearest training trace has its class "
-                   "\\res{cold_palimpsest_trace_cell14/trace/nnaccuracypct}\\% of the time for $2 \\times 2$ "
-                   "numbers, \\res{cold_palimpsest_trace/trace/nnaccuracypct}\\% for our $4 \\times 4$. "
-                   if all(f"{run}/trace/nnaccuracypct" in results.entries
-                          for run in ("cold_palimpsest_trace", "cold_palimpsest_trace_cell14")) else ". ") +
+               "(the held-out one's component count chosen by the log-likelihood of held-out training traces)"
+               + (f"; and models retrained with {' or with '.join(changes)}" if changes else "") + ". "
                "Floor at this $N$: classifier-FID \\res{floor/2000/fid}, memorised share \\res{floor/2000/memorisation}.")
     return _table("VV" + "r" * len(VARIANT_METRICS),
                   ["model", "variant", *(TABLE_METRICS[m] for m in VARIANT_METRICS)],
