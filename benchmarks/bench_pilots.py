@@ -43,11 +43,7 @@ import common  # noqa: E402
 from mnist_diffusion.experiments import FULL, PILOT_BUDGET_TFLOP, PILOT_CONTROL, PILOTS  # noqa: E402
 from mnist_diffusion.experiments import experiment_config, get_experiment  # noqa: E402
 from mnist_diffusion.models import count_parameters  # noqa: E402
-from mnist_diffusion.training.build import build_network, build_process  # noqa: E402
-from mnist_diffusion.training.ema import make_ema  # noqa: E402
-from mnist_diffusion.training.loop import (  # noqa: E402
-    Trainee, autocast_settings, learning_rate, make_optimizer, optimisation_step,
-)
+from mnist_diffusion.training.loop import build_trainee, learning_rate, optimisation_step  # noqa: E402
 
 #: Batch of every run in quick mode (the test suite's smoke run; its timings mean nothing).
 QUICK_BATCH = 2
@@ -64,20 +60,11 @@ def build_step(name: str, batch: int | None = None) -> tuple[Callable[[], None],
     config = experiment_config(name, FULL)  # the report's run, whatever $MNIST_DIFFUSION_PROFILE says
     tc, device = config.train, torch.device("cpu")
     batch = batch or tc.batch_size
-    torch.manual_seed(tc.seed)
-    memory_format = torch.channels_last if tc.channels_last else torch.contiguous_format
-    model = build_network(config).to(device=device, memory_format=memory_format)
-    ema = make_ema(model)
-    process = build_process(config, device)
-    optimizer = make_optimizer(config, model.parameters())
-    amp_dtype, needs_scaler = autocast_settings(tc.precision, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=needs_scaler)
-    network = torch.compile(model) if tc.compile else model
-    noise_generator = torch.Generator(device=device).manual_seed(tc.seed + 1)
+    trainee, process = build_trainee(config, device)
     pixels = torch.Generator().manual_seed(tc.seed)
-    x = (torch.rand(batch, 1, 28, 28, generator=pixels) * 2 - 1).contiguous(memory_format=memory_format)
-    model.train()
-    trainee = Trainee(model, network, ema, optimizer, scaler, amp_dtype)
+    noise_generator = torch.Generator(device=device).manual_seed(tc.seed + 1)
+    x = (torch.rand(batch, 1, 28, 28, generator=pixels) * 2 - 1).contiguous(memory_format=trainee.memory_format)
+    trainee.model.train()
     state = {"step": 0}
 
     def step() -> None:
@@ -90,7 +77,7 @@ def build_step(name: str, batch: int | None = None) -> tuple[Callable[[], None],
     info = {"run": name, "description": get_experiment(name).description, "control": name == PILOT_CONTROL,
             "arch": m.arch, "channels": list(m.channels), "attention": m.attention, "prediction": d.prediction,
             "min_snr_gamma": d.min_snr_gamma, "lr_decay": config.optim.decay, "ema_decay": tc.ema_decay,
-            "parameters": count_parameters(model), "config_batch": tc.batch_size, "batch": batch, "steps": tc.steps}
+            "parameters": count_parameters(trainee.model), "config_batch": tc.batch_size, "batch": batch, "steps": tc.steps}
     return step, info
 
 

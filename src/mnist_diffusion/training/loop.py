@@ -81,6 +81,24 @@ class Trainee:
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     amp_dtype: torch.dtype | None
+    memory_format: torch.memory_format
+
+
+def build_trainee(config: Config, device: torch.device) -> tuple[Trainee, Any]:
+    """Everything a run trains, built from ``train.seed`` (the same on every rank): the network in the config's
+    memory format, its EMA copy, the optimiser, the gradient scaler, and the network to call (compiled when
+    ``train.compile``; the loop wraps it for data parallelism); and the run's process (DDPM or cold)."""
+    tc = config.train
+    amp_dtype, needs_scaler = autocast_settings(tc.precision, device)
+    torch.manual_seed(tc.seed)
+    memory_format = torch.channels_last if tc.channels_last else torch.contiguous_format
+    model = build_network(config).to(device=device, memory_format=memory_format)
+    ema = make_ema(model)
+    process = build_process(config, device)
+    optimizer = make_optimizer(config, model.parameters())
+    scaler = torch.amp.GradScaler(device.type, enabled=needs_scaler)
+    network = torch.compile(model) if tc.compile else model
+    return Trainee(model, network, ema, optimizer, scaler, amp_dtype, memory_format), process
 
 
 def optimisation_step(config: Config, step: int, lr: float, trainee: Trainee, process: Any, x: torch.Tensor,
@@ -142,16 +160,10 @@ def _train(config, tc, dist_info, device, run_dir, resume, scale: Scale, progres
     if ckpt.list_checkpoints(checkpoint_dir) and not resume:
         raise UserError(f"{run_dir} already holds checkpoints; pass --resume to continue, or choose another --out")
     shard = shard_bounds(tc.batch_size, dist_info) if dist_info.enabled else None
-    amp_dtype, needs_scaler = autocast_settings(tc.precision, device)
 
     # --- build everything from the seed (identically on every rank) ------------------------------
-    torch.manual_seed(tc.seed)
-    memory_format = torch.channels_last if tc.channels_last else torch.contiguous_format
-    model = build_network(config).to(device=device, memory_format=memory_format)
-    ema = make_ema(model)
-    process = build_process(config, device)
-    optimizer = make_optimizer(config, model.parameters())
-    scaler = torch.amp.GradScaler(device.type, enabled=needs_scaler)
+    trainee, process = build_trainee(config, device)
+    model, ema, optimizer, scaler = trainee.model, trainee.ema, trainee.optimizer, trainee.scaler
     images, _ = mnist_tensors("train", config.data.root)
     if config.data.subset:
         images = images[: config.data.subset]
@@ -166,7 +178,7 @@ def _train(config, tc, dist_info, device, run_dir, resume, scale: Scale, progres
         ckpt.load_state_strict(model, state["model"], f"checkpoint {path}")
         ckpt.load_state_strict(ema, state["ema"], f"EMA of checkpoint {path}")
         optimizer.load_state_dict(state["optimizer"])
-        if needs_scaler and state.get("scaler"):
+        if scaler.is_enabled() and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         batches.load_state_dict(state["batches"])
         torch.set_rng_state(state["rng"]["torch"])
@@ -175,10 +187,10 @@ def _train(config, tc, dist_info, device, run_dir, resume, scale: Scale, progres
         if main:
             print(f"resuming {config.name} in {path.parent.parent} from {path.name} (step {step})")
 
-    # The network the loop calls: optionally compiled, wrapped for data parallelism across ranks.
-    network: Any = torch.compile(model) if tc.compile else model
+    # The network the loop calls (compiled when asked for) wrapped for data parallelism across ranks.
     if dist_info.enabled:
-        network = DistributedDataParallel(network, device_ids=[device.index] if device.type == "cuda" else None)
+        trainee.network = DistributedDataParallel(trainee.network,
+                                                  device_ids=[device.index] if device.type == "cuda" else None)
 
     if main:
         for stale in checkpoint_dir.glob(".*.tmp"):  # left by a process killed while saving
@@ -224,9 +236,8 @@ def _train(config, tc, dist_info, device, run_dir, resume, scale: Scale, progres
         while step < tc.steps:
             started = time.perf_counter()
             lr = learning_rate(config, step)
-            x = batches.next().contiguous(memory_format=memory_format)
-            loss = optimisation_step(config, step, lr, Trainee(model, network, ema, optimizer, scaler, amp_dtype),
-                                     process, x, noise_generator, shard)
+            x = batches.next().contiguous(memory_format=trainee.memory_format)
+            loss = optimisation_step(config, step, lr, trainee, process, x, noise_generator, shard)
             step += 1
             loss_value = mean_across_ranks(loss.item(), dist_info, device)
             if not math.isfinite(loss_value):
