@@ -129,3 +129,23 @@ def test_the_mixture_prior_evaluation_draws_algorithm_2_with_mixture_traces(tmp_
     assert np.array_equal(ex.draw_samples(path, ex.ALG2, N, 7, tmp_path, progress=False)[0], training)
     assert len(list(tmp_path.glob("*_alg2-mixtureprior_n10_seed7_clip.npz"))) == 1
     assert np.array_equal(sample_command(path, mixture_prior, tmp_path), mixture)
+
+
+def test_held_out_prior_draws_are_named_by_the_selected_component_count(tmp_path, monkeypatch):
+    """A new capacity selection (HELD_OUT_COMPONENTS) must not reuse draws from the old held-out prior; the
+    other priors' file names do not depend on it."""
+    from mnist_diffusion.cold.trace_prior import MixtureTraces
+
+    config = load_config(repo_root() / "configs" / "cold_palimpsest_trace.yaml", scale=ex.SMOKE)
+    path = tmp_path / "ema.pt"
+    save_atomic({"format": FORMAT, "config": asdict(config), "step": 0, "ema": {}}, path)
+    heldout, mixture = ex.SampleOptions("alg2", prior="heldout"), ex.SampleOptions("alg2", prior="mixture")
+    cell = config.cold.trace_cell
+    names = {}
+    for components in (200, 400):
+        monkeypatch.setitem(MixtureTraces.HELD_OUT_COMPONENTS, cell, components)
+        names[components] = (draws.sample_file(path, heldout, 100, 0, tmp_path).name,
+                             draws.sample_file(path, mixture, 100, 0, tmp_path).name)
+    assert names[200][0].endswith("_alg2-heldoutprior_n100_k200_seed0_clip.npz")
+    assert names[400][0].endswith("_alg2-heldoutprior_n100_k400_seed0_clip.npz")
+    assert names[200][1] == names[400][1] and "_k" not in names[200][1]

@@ -1,4 +1,5 @@
-"""Samples drawn from a run's weights, cached by weights digest, sampler options, N and seed, and resumable.
+"""Samples drawn from a run's weights, cached by weights digest, sampler options (with the fitted prior they use), N
+and seed, and resumable.
 
 Both the evaluations (:mod:`.running`) and the notebooks' sample grids (:func:`.results.samples`) draw through
 :func:`draw_samples`, so the same arguments always give the same images, drawn once.
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mnist_diffusion.experiments.registry import SampleOptions, evaluation_key
-from mnist_diffusion.training.checkpoint import digest_path
+from mnist_diffusion.training.checkpoint import digest_path, load_checkpoint, resolve_checkpoint
 
 #: A draw of samples that takes longer saves its finished batches this often (seconds), so that a stopped draw
 #: (a session's end, ^C) resumes where it was instead of starting again.
@@ -25,11 +26,26 @@ def weights_digest(path: Path) -> str:
     return sidecar.read_text().split()[0][:16] if sidecar.is_file() else "nodigest"
 
 
+def prior_tag(weights: Path, options: SampleOptions) -> str:
+    """What the options' key does not say about the endpoint prior: ``_k<K>`` for the ``heldout`` trace prior, the
+    component count its selection chose for the weights' trace cell (a new selection must not reuse draws from the
+    old prior); ``""`` otherwise."""
+    if options.prior != "heldout":
+        return ""
+    from mnist_diffusion.cold.trace_prior import MixtureTraces
+    from mnist_diffusion.training.config import from_dict
+
+    cell = from_dict(load_checkpoint(resolve_checkpoint(weights))["config"]).cold.trace_cell
+    return f"_k{MixtureTraces.HELD_OUT_COMPONENTS.get(cell, 0)}"
+
+
 def sample_file(weights: Path, options: SampleOptions, n: int, seed: int, cache: Path) -> Path:
     """Where :func:`draw_samples` keeps a draw. DDPM samples clipped to [-1, 1] (the default) end in ``_clip``, so
-    that files of samples drawn otherwise (``-noclip`` in their key) are never mistaken for them."""
+    that files of samples drawn otherwise (``-noclip`` in their key) are never mistaken for them; draws from the
+    held-out trace prior name its component count (:func:`prior_tag`)."""
     clip = "_clip" if options.clip else ""
-    return cache / f"{weights_digest(weights)}_{evaluation_key(options, n)}_seed{seed}{clip}.npz"
+    key = evaluation_key(options, n) + prior_tag(weights, options)
+    return cache / f"{weights_digest(weights)}_{key}_seed{seed}{clip}.npz"
 
 
 def draw_samples(weights: Path, options: SampleOptions, n: int, seed: int, cache: Path,

@@ -122,6 +122,7 @@ def evaluate_experiment(name: str, scale: Scale | str | None = None, progress: b
     evaluated). An Inception-FID already in the file is kept when the headline is re-evaluated from the same
     weights. Each result is merged into the file as it is when the result is ready, so two processes evaluating
     different keys of one run keep each other's results; results of other weights than the current ones are dropped."""
+    from mnist_diffusion.cold.trace_prior import MixtureTraces
     from mnist_diffusion.evaluation import evaluate
 
     scale = resolve_scale(scale)
@@ -173,9 +174,12 @@ def evaluate_experiment(name: str, scale: Scale | str | None = None, progress: b
         result.update({"options": ev.options.to_dict(), "sample_args": ev.options.sample_args(),
                        "data_free": data_free(degradation, ev.options),
                        "sampling_seconds": [round(s, 2) for _, s in drawn], "evaluation_hardware": hardware()})
+        if ev.options.prior == "heldout":  # the fitted prior the draw used (its capacity selection may change)
+            result["prior_components"] = MixtureTraces.HELD_OUT_COMPONENTS[cold.trace_cell]
         record = current_record()
-        kept = record["evaluations"].get(ev.key, {}).get("metrics", {}).get(INCEPTION_KEY)
-        if kept:
+        previous = record["evaluations"].get(ev.key, {})
+        kept = previous.get("metrics", {}).get(INCEPTION_KEY)
+        if kept and previous.get("prior_components") == result.get("prior_components"):
             result["metrics"][INCEPTION_KEY] = kept
         record["evaluations"][ev.key] = result
         write_json(out, record)
