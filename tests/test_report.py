@@ -161,7 +161,25 @@ def test_target_verdicts_follow_the_raw_numbers():
     verdicts = {key: verdict for _, key, verdict in rt.target_verdicts(rt.collect(summary))}
     assert verdicts["derived/ddpm_unet/precisiongap"] == "met"
     assert verdicts["derived/cold_palimpsest/minsharepct"] == "missed"  # one digit never drawn
-    assert "| DDPM, our recipe: precision within 0.05 of the real data's | -0.0360 | met |" in rt.readme_results(summary)
+    assert ("| DDPM headline (DDPM, our recipe): precision within 0.05 of the real data's | -0.0360 | met |"
+            in rt.readme_results(summary))
+
+
+def test_the_inception_curve_target_reads_the_snapshots_within_the_budget():
+    """The quality-per-compute target: the best Inception-FID among the headline DDPM's snapshots trained for at
+    most 4 hours, and the hours to the first one at or below 5."""
+    summary = synthetic_summary()
+    key = "derived/ddpm_unet/curve/inceptionbudgetbest"
+    assert dict((k, v) for _, k, v in rt.target_verdicts(rt.collect(summary)))[key] == "not measured"
+    curve = summary["models"]["ddpm_unet"]["curve"]
+    curve[0]["inception_fid"], curve[1]["inception_fid"] = 7.5, 5.5  # at 600 s and 7,200 s
+    curve.append({"step": 30000, "train_seconds": 4.5 * 3600, "fid": 3.0, "inception_fid": 4.0})
+    values = rt.collect(summary).values
+    assert values[key] == 5.5 and values["derived/ddpm_unet/curve/inceptiontargethours"] == 4.5
+    assert values["derived/ddpm_unet/curve/inceptiontargetstep"] == 30000
+    assert dict((k, v) for _, k, v in rt.target_verdicts(rt.collect(summary)))[key] == "missed"
+    curve[1]["inception_fid"] = 4.9
+    assert dict((k, v) for _, k, v in rt.target_verdicts(rt.collect(summary)))[key] == "met"
 
 
 def test_tables_hold_no_typed_numbers(tmp_path):

@@ -224,6 +224,27 @@ def _shares_and_gaps(results: Results, prefix: str, evaluation: dict[str, Any], 
         results.add(f"{prefix}/topsharepct", 100 * shares[top], f"100 * max({where} label_shares)")
 
 
+#: The DDPM issue's quality-per-compute target: the headline run's snapshots pass this Inception-FID within this
+#: many hours of training (at one thread: CPU-hours).
+INCEPTION_TARGET, INCEPTION_TARGET_HOURS = 5.0, 4.0
+
+
+def _inception_curve(results: Results, run: str, curve: list[dict[str, Any]]) -> None:
+    """Where a training curve scored with Inception-FID (``experiment curve RUN --inception``) stands against the
+    quality-per-compute target: the best Inception-FID of the snapshots within :data:`INCEPTION_TARGET_HOURS` of
+    training, and the training hours of the first snapshot at or below :data:`INCEPTION_TARGET` (if one is)."""
+    scored = [p for p in curve if p.get("inception_fid") is not None]
+    where = f"models.{run}.curve points with inception_fid"
+    if within := [p for p in scored if p["train_seconds"] <= INCEPTION_TARGET_HOURS * 3600]:
+        results.add(f"derived/{run}/curve/inceptionbudgetbest", min(p["inception_fid"] for p in within),
+                    f"min inception_fid of {where} and train_seconds <= {INCEPTION_TARGET_HOURS:g} h")
+    if crossed := [p for p in scored if p["inception_fid"] <= INCEPTION_TARGET]:
+        results.add(f"derived/{run}/curve/inceptiontargethours", crossed[0]["train_seconds"] / 3600,
+                    f"first of {where} <= {INCEPTION_TARGET:g}: train_seconds / 3600")
+        results.add(f"derived/{run}/curve/inceptiontargetstep", crossed[0]["step"],
+                    f"first of {where} <= {INCEPTION_TARGET:g}: step")
+
+
 def _derived(results: Results, summary: dict[str, Any]) -> None:
     """Numbers the text states that are computed from several JSON values (each source names its formula)."""
     models = summary["models"]
@@ -266,6 +287,7 @@ def _derived(results: Results, summary: dict[str, Any]) -> None:
             results.add(f"derived/{run}/curve/halffid", half["fid"], f"first {where} point with step >= last step / 2: fid")
             results.add(f"derived/{run}/curve/finalstep", curve[-1]["step"], f"{where}[-1].step")
             results.add(f"derived/{run}/curve/finalfid", curve[-1]["fid"], f"{where}[-1].fid")
+            _inception_curve(results, run, curve)
     for run in ("ddpm_baseline", "ddpm_unet"):
         evaluations = (models.get(run) or {}).get("evaluations", {})
         slow = evaluation_key(ANCESTRAL, 2_000)
