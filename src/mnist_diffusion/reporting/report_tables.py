@@ -224,8 +224,9 @@ def pilots_table(results: Results, summary: dict[str, Any]) -> str:
                "FLOPs (\\res{pilot/tflop} TFLOP of forward and backward passes), so wider networks take fewer steps. "
                "Classifier-FID with the chosen sampler (DDIM, $\\eta = 1$, 100 calls; $N = 2{,}000$ on seed "
                f"{SELECTION_SEED:,}); change: minus the control's. Wall-clock minutes are not compared: the pilots shared "
-               f"the CPU, two at a time, and one was paused mid-run. "
-               f"{done} of {len(PILOTS)} pilots done; the others are still to run.")
+               f"the CPU, two at a time, and some were paused mid-run; Figure~\\ref{{fig:pilots}} compares their "
+               f"benchmarked cost."
+               + ("" if done == len(PILOTS) else f" {done} of {len(PILOTS)} pilots done; the others are still to run."))
     return _table("lrrr", ["change", "steps", "classifier-FID", "change in FID"], rows, caption,
                   "tab:pilots")
 
