@@ -182,6 +182,12 @@ def load_trace_prior(name: str, cell: int = 7) -> TracePrior:
     return _mixture_prior(cell, name)
 
 
+def prior_components(prior: str | None, cell: int) -> int | None:
+    """The component count that a trace prior's name does not fix: for ``heldout``, the count its selection chose
+    for ``cell`` (None before one is chosen); None for every other prior."""
+    return MixtureTraces.HELD_OUT_COMPONENTS.get(cell) if prior == "heldout" else None
+
+
 @memo(maxsize=None)
 def _training_prior(cell: int) -> TrainingTraces:
     return TrainingTraces(training_traces(cell))

@@ -32,11 +32,11 @@ def prior_tag(weights: Path, options: SampleOptions) -> str:
     old prior); ``""`` otherwise."""
     if options.prior != "heldout":
         return ""
-    from mnist_diffusion.cold.trace_prior import MixtureTraces
+    from mnist_diffusion.cold.trace_prior import prior_components
     from mnist_diffusion.training.config import from_dict
 
     cell = from_dict(load_checkpoint(resolve_checkpoint(weights))["config"]).cold.trace_cell
-    return f"_k{MixtureTraces.HELD_OUT_COMPONENTS.get(cell, 0)}"
+    return f"_k{prior_components(options.prior, cell) or 0}"
 
 
 def sample_file(weights: Path, options: SampleOptions, n: int, seed: int, cache: Path) -> Path:

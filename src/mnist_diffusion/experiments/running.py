@@ -122,7 +122,7 @@ def evaluate_experiment(name: str, scale: Scale | str | None = None, progress: b
     evaluated). An Inception-FID already in the file is kept when the headline is re-evaluated from the same
     weights. Each result is merged into the file as it is when the result is ready, so two processes evaluating
     different keys of one run keep each other's results; results of other weights than the current ones are dropped."""
-    from mnist_diffusion.cold.trace_prior import MixtureTraces
+    from mnist_diffusion.cold.trace_prior import prior_components
     from mnist_diffusion.evaluation import evaluate
 
     scale = resolve_scale(scale)
@@ -174,8 +174,8 @@ def evaluate_experiment(name: str, scale: Scale | str | None = None, progress: b
         result.update({"options": ev.options.to_dict(), "sample_args": ev.options.sample_args(),
                        "data_free": data_free(degradation, ev.options),
                        "sampling_seconds": [round(s, 2) for _, s in drawn], "evaluation_hardware": hardware()})
-        if ev.options.prior == "heldout":  # the fitted prior the draw used (its capacity selection may change)
-            result["prior_components"] = MixtureTraces.HELD_OUT_COMPONENTS[cold.trace_cell]
+        if (components := prior_components(ev.options.prior, cold.trace_cell)) is not None:
+            result["prior_components"] = components  # the fitted prior the draw used (its selection may change)
         record = current_record()
         previous = record["evaluations"].get(ev.key, {})
         kept = previous.get("metrics", {}).get(INCEPTION_KEY)
