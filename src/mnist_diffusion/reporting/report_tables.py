@@ -351,7 +351,9 @@ def cold_table(results: Results, summary: dict[str, Any]) -> str:
     notes = []
     samplers = {10_000: [("alg2", None, "Alg.~2", "Algorithm~2"),
                          ("alg2", "mixture", "Alg.~2, mixture prior",
-                          "Algorithm~2 from the mixture prior")],
+                          "Algorithm~2 from the mixture prior"),
+                         ("alg2", "heldout", "Alg.~2, held-out prior",
+                          "Algorithm~2 from the held-out prior")],
                 2_000: [("alg1", None, "Alg.~1", "Algorithm~1"), ("direct", None, "direct", "direct restoration")]}
     for n, options in samplers.items():
         present = [(evaluation_key(SampleOptions(sampler, prior=prior), n), label, name)
@@ -365,13 +367,16 @@ def cold_table(results: Results, summary: dict[str, Any]) -> str:
         groups.append((_two_lines("classifier-FID", f"$N = {_n_text([n])}{seeds}$"), len(present)))
         header += [label for _, label, _ in present]
         columns += [lambda r, key=key: _cell(results, f"{r}/{key}/fid") for key, _, _ in present]
-        notes.append(f"{' and '.join(name for _, _, name in present)} at $N = {_n_text([n])}$ samples"
+        names = [name for _, _, name in present]
+        listed = f"{', '.join(names[:-1])} and {names[-1]}" if len(names) > 1 else names[0]
+        notes.append(f"{listed} at $N = {_n_text([n])}$ samples"
                      + (f" per seed (mean $\\pm$ std over {_n_text(sets)} sampling seeds)" if seeds else ", one seed"))
     caption = ("Cold diffusion, one row per model; every column group names its $N$. Classifier-FID of "
                "unconditional generation: " + "; ".join(notes) + ".")
     if "cold_palimpsest_trace" in runs:
-        caption += (" Algorithm~2 starts the palimpsest with trace from the traces of random training digits, or "
-                    "from a Gaussian mixture fitted to them (mixture prior).")
+        caption += (" Algorithm~2 starts the palimpsest with trace from the traces of random training digits (not "
+                    "data-free), or from a Gaussian mixture fitted to them: ten components (mixture prior) or as many "
+                    "as held-out training traces chose (held-out prior; the cold headline).")
     # each model restores from its own T / 2 and T (the models' T differ), so the columns name the fraction of T
     starts = {r: sorted(models[r].get("restoration") or {}, key=lambda s: int(s[1:])) for r in runs}
 
