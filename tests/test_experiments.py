@@ -87,7 +87,8 @@ def test_held_out_trace_priors_use_the_component_counts_their_selection_chose():
                   for section in ("models", "variants") for record in summary.get(section, {}).values()
                   if record.get("prior_selection")}
     assert selections[7] == 400 and MixtureTraces.HELD_OUT_COMPONENTS == selections
-    for run in summary["models"]:  # each held-out prior evaluation was drawn from the selected prior
+    runs = [run for section in ("models", "variants") for run in summary.get(section, {})]
+    for run in runs:  # each held-out prior evaluation was drawn from the selected prior
         metrics = json.loads((repo_root() / "results" / run / "metrics.json").read_text())
         cell = ex.experiment_config(run).cold.trace_cell
         for key, evaluation in metrics["evaluations"].items():
