@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 export MNIST_DIFFUSION_DATA ?= $(if $(wildcard ../shared/data/MNIST/raw),$(abspath ../shared/data),$(abspath data))
 
 .DEFAULT_GOAL := help
-.PHONY: help install data verify test test-fast train-smoke train-baseline train-unet clean-runs
+.PHONY: help install data verify test test-fast train-smoke train-baseline train-unet train-long clean-runs
 .PHONY: classifier floors evaluate
 .PHONY: bench study pilot variant experiments results curves
 .PHONY: all figures report report-tables test-notebooks
@@ -54,6 +54,9 @@ train-baseline: data ## train (or resume) the coursework baseline into runs/ddpm
 train-unet: data ## train (or resume) the project's recipe into runs/ddpm_unet/, publish to results/
 	$(PYTHON) -m mnist_diffusion experiment train ddpm_unet
 
+train-long: data ## train (or resume) the long run, our recipe with the pilots' winners, into runs/ddpm_long/ (~5.5 CPU-h at one thread), publish to results/
+	$(PYTHON) -m mnist_diffusion experiment train ddpm_long
+
 study: data ## the hyperparameter study: 6 runs of 3,000 steps, trained (resumably) and evaluated into results/study_*/ (~4 CPU-h)
 	$(PYTHON) -m mnist_diffusion experiment train study
 	$(PYTHON) -m mnist_diffusion experiment evaluate study
@@ -78,6 +81,7 @@ results: data ## re-evaluate every committed checkpoint in results/ and rewrite 
 
 curves: data ## quality per compute: classifier-FID of the training snapshots in runs/ (needs the training runs)
 	$(PYTHON) -m mnist_diffusion experiment curve ddpm_baseline ddpm_unet
+	$(PYTHON) -m mnist_diffusion experiment curve ddpm_long --inception
 	$(PYTHON) -m mnist_diffusion experiment summary
 
 classifier: data ## retrain the evaluation's MNIST classifier into the committed weights (seeded, minutes on CPU)

@@ -215,14 +215,15 @@ def test_smoke_pipeline_train_evaluate_curve_summary(capsys, monkeypatch):
     row = summary["study"][name]
     assert row["evaluations"][key]["metrics"]["fid"]["value"] == evaluation["metrics"]["fid"]["value"]
     assert row["evaluations"][key]["options"] == evaluation["options"]
-    assert [p["step"] for p in row["curve"]] == [10, 20]
+    assert [p["step"] for p in row["curve"]] == [10, 20] and row["curve_options"] == ex.ddim(50).to_dict()
     # the committed results and the repository's runs/ were left alone
     assert committed_files(name) == committed and repo_run.exists() == run_existed
 
 
 def _check_curve_inception(name, published, monkeypatch):
-    """``curve --inception``: each point gains Inception-FID of its own samples (a stand-in network here) and the
-    file its floor at the curve's N; a second call keeps those values instead of recomputing them."""
+    """``curve --inception``: the Inception-FID target's budget point, the last snapshot within the training budget
+    (here all of them: seconds), scored at the headline's N on seed 0 (a stand-in network here) with its floor;
+    later calls, with or without the option, keep it instead of recomputing it."""
     from mnist_diffusion.evaluation import inception
 
     seen = []
@@ -231,10 +232,46 @@ def _check_curve_inception(name, published, monkeypatch):
     monkeypatch.setattr(inception, "inception_floor", lambda n, *a: {"value": 0.5, "std": None})
     assert main(["experiment", "curve", name, "--inception", "--profile", "smoke", "--no-progress"]) == 0
     curve = json.loads((published / "curve.json").read_text())
-    assert [p["inception_fid"] for p in curve["points"]] == [21.0, 22.0] and curve["inception_floor"] == 0.5
-    assert seen == [(curve["n"], 28, 28)] * 2 and len({p["samples"] for p in curve["points"]}) == 2
+    headline = ex.get_experiment(name).evaluations_at(ex.SMOKE)[0]
+    budget = curve["budget"]
+    assert (budget["step"], budget["n"], budget["seed"]) == (20, headline.n, 0)
+    assert (budget["inception_fid"], budget["inception_floor"]) == (21.0, 0.5)
+    assert budget["samples"] == ex.sample_file(list_checkpoints(ex.run_dir(name, ex.SMOKE) / "snapshots")[-1][1],
+                                               headline.options, headline.n, 0, Path("x")).name
+    assert seen == [(headline.n, 28, 28)] and curve["complete"] is True
+    assert all("inception_fid" not in p for p in curve["points"])
     assert main(["experiment", "curve", name, "--inception", "--profile", "smoke", "--no-progress"]) == 0
-    assert len(seen) == 2 and json.loads((published / "curve.json").read_text()) == curve
+    assert len(seen) == 1 and json.loads((published / "curve.json").read_text()) == curve
+    assert main(["experiment", "curve", name, "--profile", "smoke", "--no-progress"]) == 0
+    assert json.loads((published / "curve.json").read_text())["budget"] == budget
+    _check_stopped_curve(name, published, curve, monkeypatch)
+
+
+def _check_stopped_curve(name, published, curve, monkeypatch):
+    """A curve call stopped after its first point leaves a whole curve: that point redrawn, the earlier call's later
+    points, the budget point, ``complete`` false (``ex.curve`` says so); the next call completes it."""
+    from mnist_diffusion import evaluation
+
+    evaluate, calls = evaluation.evaluate, []
+
+    def stop_at_the_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        result = evaluate(*args, **kwargs)
+        result["metrics"]["fid"]["value"] = 99.0
+        return result
+
+    monkeypatch.setattr(evaluation, "evaluate", stop_at_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        ex.curve_experiment(name, ex.SMOKE, progress=False)
+    stopped = json.loads((published / "curve.json").read_text())
+    assert stopped["complete"] is False and stopped["budget"] == curve["budget"]
+    assert [p["fid"] for p in stopped["points"]] == [99.0, curve["points"][1]["fid"]]
+    assert ex.curve(name, ex.SMOKE) == stopped["points"]
+    monkeypatch.setattr(evaluation, "evaluate", evaluate)
+    ex.curve_experiment(name, ex.SMOKE, progress=False)
+    assert json.loads((published / "curve.json").read_text()) == curve
 
 
 def _check_curve_of_a_second_run(name, published):
@@ -252,6 +289,10 @@ def _check_curve_of_a_second_run(name, published):
         curve = json.loads((published / "curve.json").read_text())
         log = published / "curve_run_log.jsonl"
         assert curve["ends_at_published_weights"] is False
+        assert ex.curve_label(name, "run", curve["points"], ex.SMOKE) == "run (second run)"
+        curve["options"] = ex.ddim(20, eta=1.0).to_dict()  # as if drawn before the run's headline sampler was chosen
+        (published / "curve.json").write_text(json.dumps(curve))
+        assert ex.curve_label(name, "run", curve["points"], ex.SMOKE) == "run (second run; DDIM, eta = 1, 20 steps)"
         assert log.read_bytes() == (ex.run_dir(name, ex.SMOKE) / "log.jsonl").read_bytes()
         for f in ("ema.pt", "ema.pt.sha256"):
             (published / f).write_bytes(kept[f])
@@ -285,6 +326,23 @@ def _check_curve_without_snapshots(name, published, last_point, capsys):
     # the same weights, sampler, N and seed as the curve's last point: the same numbers
     assert point["fid"] == pytest.approx(last_point["fid"], rel=1e-9)
     assert point["train_seconds"] == pytest.approx(last_point["train_seconds"], abs=0.01)
+
+
+def test_a_curve_keeps_the_sampler_it_was_drawn_with():
+    """A curve drawn before its run's headline sampler was chosen is read, and its final point looked up, with its
+    own sampler: files written before the options were recorded name only the sampler and its steps."""
+    assert ex.curve_options({"sampler": "ddim", "steps": 50}) == ex.ddim(50)
+    assert ex.curve_options({"options": ex.ddim(100, eta=1.0).to_dict()}) == ex.ddim(100, eta=1.0)
+    assert ex.curve_options({}) is None
+    chosen, drawn = ex.ddim(100, eta=1.0), ex.ddim(50)
+    record = {"headline": ex.evaluation_key(chosen, 10_000),
+              "training": {"steps": 5, "train_seconds": 7.0, "images_seen": 640},
+              "evaluations": {ex.evaluation_key(options, 2_000): {"seeds": [ex.CURVE_SEED], "metrics": {"fid": {"value": fid}}}
+                              for options, fid in ((chosen, 2.0), (drawn, 3.0))}}
+    assert ex.final_curve_point(record, 2_000)["fid"] == 2.0  # no curve: the headline's sampler
+    record["curve_options"] = drawn.to_dict()
+    point = ex.final_curve_point(record, 2_000)
+    assert (point["fid"], point["evaluation"], point["images_seen"]) == (3.0, "ddim-50_n2000", 640)
 
 
 def _check_inception_option(name, published, key, monkeypatch, capsys):

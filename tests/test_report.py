@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from mnist_diffusion.experiments import HEADLINES
 from mnist_diffusion.reporting import report_tables as rt
 from mnist_diffusion.paths import repo_root
 
@@ -145,40 +146,48 @@ def test_a_baseline_curve_from_a_second_run_is_set_beside_the_published_run():
     assert "derived/baselinepublishedfid" not in values()
 
 
+def with_headline_ddpm(summary: dict) -> tuple[dict, str]:
+    """The synthetic summary with its recipe's record also under the headline DDPM run's name (the DDPM targets
+    follow HEADLINES["ddpm"]), and that name."""
+    run = HEADLINES["ddpm"][0]
+    summary["models"].setdefault(run, summary["models"]["ddpm_unet"])
+    return summary, run
+
+
 def test_target_verdicts_follow_the_raw_numbers():
-    summary = synthetic_summary()
+    summary, run = with_headline_ddpm(synthetic_summary())
     verdicts = {key: verdict for _, key, verdict in rt.target_verdicts(rt.collect(summary))}
     # precision 0.81234 against a floor of 0.866: 0.054 below, outside 0.05
-    assert verdicts["derived/ddpm_unet/precisiongap"] == "missed"
+    assert verdicts[f"derived/{run}/precisiongap"] == "missed"
     # the recipe's curve reaches 20.0 (the baseline's final FID) at 4.0 * 3 = 12 after 600 s of the baseline's 7200 s
     assert verdicts["derived/unetreachesbaselinefraction"] == "met"
-    assert verdicts["ddpm_unet/headline/confident_share"] == "not measured"  # not in the synthetic metrics
+    assert verdicts[f"{run}/headline/confident_share"] == "not measured"  # not in the synthetic metrics
     assert verdicts["derived/cold_palimpsest/minsharepct"] == "not measured"
     head = summary["models"]["ddpm_unet"]["evaluations"]["ddim-50_n10000"]
     head["metrics"]["precision"]["value"] = 0.83
     head["label_shares"] = [0.1] * 9 + [0.0]
     summary["models"]["cold_palimpsest"] = summary["models"]["ddpm_unet"]
     verdicts = {key: verdict for _, key, verdict in rt.target_verdicts(rt.collect(summary))}
-    assert verdicts["derived/ddpm_unet/precisiongap"] == "met"
+    assert verdicts[f"derived/{run}/precisiongap"] == "met"
     assert verdicts["derived/cold_palimpsest/minsharepct"] == "missed"  # one digit never drawn
-    assert ("| DDPM headline (DDPM, our recipe): precision within 0.05 of the real data's | -0.0360 | met |"
+    assert (f"| DDPM headline ({rt.MODEL_LABELS[run]}): precision within 0.05 of the real data's | -0.0360 | met |"
             in rt.readme_results(summary))
 
 
-def test_the_inception_curve_target_reads_the_snapshots_within_the_budget():
-    """The quality-per-compute target: the best Inception-FID among the headline DDPM's snapshots trained for at
-    most 4 hours, and the hours to the first one at or below 5."""
-    summary = synthetic_summary()
-    key = "derived/ddpm_unet/curve/inceptionbudgetbest"
+def test_the_inception_budget_target_reads_the_budget_snapshot():
+    """The quality-per-compute target: Inception-FID of the headline DDPM's last snapshot within the training budget,
+    scored at the headline's N (curve.json's budget, in the summary as curve_budget); not measured without it."""
+    summary, run = with_headline_ddpm(synthetic_summary())
+    key = f"{run}/curve/budget/inception_fid"
     assert dict((k, v) for _, k, v in rt.target_verdicts(rt.collect(summary)))[key] == "not measured"
-    curve = summary["models"]["ddpm_unet"]["curve"]
-    curve[0]["inception_fid"], curve[1]["inception_fid"] = 7.5, 5.5  # at 600 s and 7,200 s
-    curve.append({"step": 30000, "train_seconds": 4.5 * 3600, "fid": 3.0, "inception_fid": 4.0})
+    summary["models"][run]["curve_budget"] = {"step": 30000, "train_seconds": 3.5 * 3600, "images_seen": 1, "n": 10000,
+                                              "seed": 0, "fid": 3.0, "fid_floor": 2.5, "inception_fid": 5.5,
+                                              "inception_floor": 1.5}
     values = rt.collect(summary).values
-    assert values[key] == 5.5 and values["derived/ddpm_unet/curve/inceptiontargethours"] == 4.5
-    assert values["derived/ddpm_unet/curve/inceptiontargetstep"] == 30000
+    assert (values[key], values[f"{key}/floor"], values[f"{run}/curve/budget/hours"]) == (5.5, 1.5, 3.5)
+    assert (values[f"{run}/curve/budget/step"], values[f"{run}/curve/budget/fid/floor"]) == (30000, 2.5)
     assert dict((k, v) for _, k, v in rt.target_verdicts(rt.collect(summary)))[key] == "missed"
-    curve[1]["inception_fid"] = 4.9
+    summary["models"][run]["curve_budget"]["inception_fid"] = 4.9
     assert dict((k, v) for _, k, v in rt.target_verdicts(rt.collect(summary)))[key] == "met"
 
 

@@ -112,8 +112,8 @@ def _add_experiment(sub: argparse._SubParsersAction) -> None:
                         "(with --inception, 'inception' alone adds Inception-FID to the evaluated headline)")
     p.add_argument("--inception", action="store_true",
                    help="evaluate: also Inception-FID of the headline's seed-0 set (needs the inception extra; "
-                        "about 3 N images through Inception-v3, hours on a CPU); curve: also Inception-FID of "
-                        "each snapshot's samples (about 10 min per snapshot at N = 2,000 on a CPU)")
+                        "about 3 N images through Inception-v3, hours on a CPU); curve: also the Inception-FID target's "
+                        "budget point, the last snapshot within 4 training hours at the headline's N (seed 0)")
     p.add_argument("--profile", choices=("full", "smoke"), default=None)
     p.add_argument("--no-progress", action="store_true")
 

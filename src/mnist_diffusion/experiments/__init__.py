@@ -41,8 +41,8 @@ from mnist_diffusion.experiments.registry import (
     published_weights, results_dir, run_dir,
 )
 from mnist_diffusion.experiments.results import (
-    SHOWN_SAMPLES, curve, curve_label, fid_by_steps, final_curve_point, metrics, sampler_label, samples, summary,
-    trained, training_log,
+    SHOWN_SAMPLES, curve, curve_label, curve_options, fid_by_steps, final_curve_point, metrics, sampler_label,
+    samples, summary, trained, training_log,
 )
 from mnist_diffusion.experiments.running import (
     INCEPTION_KEY, curve_experiment, endpoint_spread, evaluate_experiment, hardware, inception_fid_row,
@@ -60,7 +60,8 @@ __all__ = [
     "SHOWN_SAMPLES", "SMOKE", "STOCHASTIC_DDIM_EVALUATIONS",
     "STUDY_EVALUATIONS", "STUDY_FACTORS", "STUDY_START", "STUDY_STEPS", "TRACE_PRIOR_EVALUATIONS",
     "UNET_CURVE_STEPS", "Evaluation", "Experiment", "SampleOptions", "Scale", "curve", "curve_experiment",
-    "curve_label", "data_free", "ddim", "dpm_solver", "draw_samples", "endpoint_spread", "evaluate_experiment",
+    "curve_label", "curve_options", "data_free", "ddim", "dpm_solver", "draw_samples", "endpoint_spread",
+    "evaluate_experiment",
     "evaluation_key",
     "experiment_config", "experiment_names", "fid_by_steps", "final_curve_point", "get_experiment", "hardware",
     "inception_fid_row", "key_seed", "metrics", "parse_evaluation_key", "publish_weights", "published_weights",

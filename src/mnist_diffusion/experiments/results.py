@@ -105,14 +105,22 @@ def metrics(name: str, scale: Scale | str | None = None, *, compute_if_missing: 
     return json.loads(path.read_text())
 
 
+def curve_options(drawn: dict[str, Any]) -> SampleOptions | None:
+    """The sampler a ``curve.json`` (or a summary.json model entry's ``curve_options``) was drawn with: its
+    ``options``, or, in files written before those were recorded, its ``sampler`` and ``steps``. None for none."""
+    if drawn.get("options"):
+        return SampleOptions(**drawn["options"])
+    return SampleOptions(drawn["sampler"], steps=drawn.get("steps")) if drawn.get("sampler") else None
+
+
 def final_curve_point(record: dict[str, Any], n: int = CURVE_N) -> dict[str, Any] | None:
     """A run's last quality-per-compute point without its curve: the final weights' evaluation under the curve's
-    protocol (headline sampler, N = ``n``, the single seed CURVE_SEED; the number the curve's last point
-    gives) at the run's training seconds and images seen. ``record``: a ``metrics.json`` or a summary.json model
-    entry. None when that evaluation does not exist or used other seeds.
+    protocol (the curve's sampler, else the headline's; N = ``n``, the single seed CURVE_SEED; the number the
+    curve's last point gives) at the run's training seconds and images seen. ``record``: a ``metrics.json`` or a
+    summary.json model entry. None when that evaluation does not exist or used other seeds.
 
     Returns {"step", "train_seconds", "images_seen", "evaluation" (its key), and the curve's metrics}."""
-    options, _ = parse_evaluation_key(record["headline"])
+    options = curve_options({"options": record.get("curve_options")}) or parse_evaluation_key(record["headline"])[0]
     key = evaluation_key(options, n)
     final = record["evaluations"].get(key)
     if not final or final.get("seeds") != [CURVE_SEED]:
@@ -128,7 +136,8 @@ def curve(name: str, scale: Scale | str | None = None, *, compute_if_missing: bo
     When it is missing: drawn now from the run's training snapshots if ``compute_if_missing`` (default: the
     scale's ``may_compute``) allows it and there are snapshots; else the run's final point alone
     (:func:`final_curve_point`), said so, when its evaluation under the curve's protocol exists; else a
-    :class:`UserError` naming ``make curves``."""
+    :class:`UserError` naming ``make curves``. A curve that a stopped call left unfinished is returned as it stands,
+    said so."""
     scale = resolve_scale(scale)
     compute = _computes(scale, compute_if_missing)
     path = results_dir(scale) / name / "curve.json"
@@ -148,16 +157,24 @@ def curve(name: str, scale: Scale | str | None = None, *, compute_if_missing: bo
             print(f"{name}: no {relative(path)}; its curve is its final point only (`make curves` measures the "
                   f"rest from the training snapshots in {relative(snapshots)})")
             return [point]
-    return json.loads(path.read_text())["points"]
+    drawn = json.loads(path.read_text())
+    if drawn.get("complete") is False:
+        print(f"{name}: {relative(path)} is from a stopped `experiment curve {name}`: run it again to finish it")
+    return drawn["points"]
 
 
 def curve_label(name: str, label: str, points: list[dict[str, Any]], scale: Scale | str | None = None) -> str:
     """A figure legend's ``label`` for ``points`` (from :func:`curve`), marked " (final point)" when only the
-    final point is known and " (second run)" when ``curve.json`` was drawn from another run than ``ema.pt``."""
+    final point is known, "second run" when ``curve.json`` was drawn from another run than ``ema.pt``, and with its
+    sampler when that is not the run's headline sampler (curves drawn before the headline sampler was chosen)."""
     if len(points) == 1:
         return f"{label} (final point)"
     drawn = read_json(results_dir(scale) / name / "curve.json")
-    return f"{label} (second run)" if drawn.get("ends_at_published_weights") is False else label
+    notes = ["second run"] if drawn.get("ends_at_published_weights") is False else []
+    options = curve_options(drawn)
+    if options and options != get_experiment(name).evaluations[0].options:  # not the run's headline sampler
+        notes.append(f"{sampler_label(options)}, {options.steps} steps" if options.steps else sampler_label(options))
+    return f"{label} ({'; '.join(notes)})" if notes else label
 
 
 def summary(scale: Scale | str | None = None, *, compute_if_missing: bool | None = None) -> dict[str, Any]:

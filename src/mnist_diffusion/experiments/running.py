@@ -21,10 +21,11 @@ import yaml
 from mnist_diffusion.errors import UserError
 from mnist_diffusion.experiments.draws import draw_samples, sample_file, weights_digest
 from mnist_diffusion.experiments.registry import (
-    COPYING_N, CURVE_METRICS, CURVE_N, CURVE_SEED, ENDPOINT_N, EXPERIMENTS, HEADLINES, PILOT_CONTROL, RESTORATION_N,
-    SELECTION_SEED, STEP_ERROR_N, STUDY_FACTORS, STUDY_STEPS, SUMMARY_SECTIONS, Evaluation, data_free,
+    COPYING_N, CURVE_METRICS, CURVE_N, CURVE_SEED, ENDPOINT_N, EXPERIMENTS, HEADLINES, INCEPTION_BUDGET_HOURS,
+    PILOT_CONTROL, RESTORATION_N, SELECTION_SEED, STEP_ERROR_N, STUDY_FACTORS, STUDY_STEPS, SUMMARY_SECTIONS, Evaluation, data_free,
     experiment_config, get_experiment, published_weights, read_json, relative, results_dir, run_dir,
 )
+from mnist_diffusion.experiments.results import curve_options
 from mnist_diffusion.paths import repo_root, write_json
 from mnist_diffusion.scale import Scale, resolve_scale
 from mnist_diffusion.training.checkpoint import list_checkpoints, load_checkpoint
@@ -314,8 +315,10 @@ def curve_experiment(name: str, scale: Scale | str | None = None, seed: int = CU
                      inception: bool = False) -> Path:
     """Quality per compute: classifier-FID (N = the scale's curve N, one seed, the headline sampler) of every
     snapshot kept during training, with its training seconds and images seen, into ``results/<name>/curve.json``.
-    ``inception``: each point also gets Inception-FID of the same samples (its floor at this N in the file); a
-    point's Inception-FID already in the file is kept while its samples (named by weights digest) are the same."""
+    ``inception``: also the Inception-FID target's measurement, the last snapshot within its training budget scored
+    at the headline's N (:func:`budget_point`, the file's ``budget``; kept by later calls while its samples are the
+    same). The file is rewritten after every point (``complete`` false until the end; an earlier curve's points
+    under the same protocol stand in for those not yet redrawn), so a stopped call leaves a whole curve."""
     from mnist_diffusion.evaluation import evaluate
 
     scale = resolve_scale(scale)
@@ -330,25 +333,8 @@ def curve_experiment(name: str, scale: Scale | str | None = None, seed: int = CU
                         f"(its config keeps them at train.snapshot_steps)")
     out = results_dir(scale) / name / "curve.json"
     before = read_json(out)
-    kept = {(p["step"], p.get("samples")): p[INCEPTION_KEY] for p in before.get("points", []) if INCEPTION_KEY in p}
-    inception_floor = before.get("inception_floor")
-    points = []
-    for step, path in snapshots:
-        images, seconds = draw_samples(path, options, n, seed, folder / "samples", progress)
-        samples = sample_file(path, options, n, seed, folder / "samples").name
-        known = kept.get((step, samples))
-        result = evaluate(images, n=n, seeds=[seed], inception=inception and known is None, progress=progress)
-        stats = load_checkpoint(path)["stats"]
-        points.append({"step": step, "train_seconds": round(stats["train_seconds"], 2),
-                       "images_seen": stats["images_seen"], "sampling_seconds": round(seconds, 2), "samples": samples,
-                       **{key: result["metrics"][key]["value"] for key in CURVE_METRICS}})
-        if INCEPTION_KEY in result["metrics"]:
-            known, inception_floor = result["metrics"][INCEPTION_KEY]["value"], result["metrics"][INCEPTION_KEY]["floor"]
-        if known is not None:
-            points[-1][INCEPTION_KEY] = known
-        if progress:
-            print(f"{name} step {step}: classifier-FID {points[-1]['fid']:.3f}"
-                  + (f", Inception-FID {known:.3f}" if known is not None else ""))
+    earlier = before.get("points", []) if (before.get("options"), before.get("n"), before.get("seed")) == (
+        options.to_dict(), n, seed) else []
     published = published_weights(name, scale)
     own_run = published.is_file() and same_ema_weights(snapshots[-1][1], published)
     run_log, kept_log = out.with_name("curve_run_log.jsonl"), folder / "log.jsonl"
@@ -357,12 +343,56 @@ def curve_experiment(name: str, scale: Scale | str | None = None, seed: int = CU
     elif kept_log.is_file():
         # the curve's times come from another training run than the published one: keep that run's log beside it
         shutil.copy2(kept_log, run_log)
-    write_json(out, {"name": name, "n": n, "seed": seed, "sampler": options.sampler, "steps": options.steps,
-                    "options": options.to_dict(), "sample_args": options.sample_args(),
-                    "fid_floor": result["metrics"]["fid"]["floor"], "points": points,
-                    **({"inception_floor": inception_floor} if inception_floor is not None else {}),
-                    "ends_at_published_weights": own_run, "hardware": hardware()})
+    budget = budget_point(name, scale, snapshots, before.get("budget"), compute=False)
+    points: list[dict[str, Any]] = []
+    for step, path in snapshots:
+        images, seconds = draw_samples(path, options, n, seed, folder / "samples", progress)
+        result = evaluate(images, n=n, seeds=[seed], progress=progress)
+        stats = load_checkpoint(path)["stats"]
+        points.append({"step": step, "train_seconds": round(stats["train_seconds"], 2),
+                       "images_seen": stats["images_seen"], "sampling_seconds": round(seconds, 2),
+                       "samples": sample_file(path, options, n, seed, folder / "samples").name,
+                       **{key: result["metrics"][key]["value"] for key in CURVE_METRICS}})
+        if progress:
+            print(f"{name} step {step}: classifier-FID {points[-1]['fid']:.3f}")
+        record = {"name": name, "n": n, "seed": seed, "sampler": options.sampler, "steps": options.steps,
+                  "options": options.to_dict(), "sample_args": options.sample_args(),
+                  "fid_floor": result["metrics"]["fid"]["floor"],
+                  "points": points + [p for p in earlier if p["step"] > step],
+                  "ends_at_published_weights": own_run, "hardware": hardware(), "complete": False}
+        write_json(out, {**record, **({"budget": budget} if budget else {})})
+    if inception:
+        budget = budget_point(name, scale, snapshots, budget, progress)
+    write_json(out, {**record, **({"budget": budget} if budget else {}), "complete": True})
     return out
+
+
+def budget_point(name: str, scale: Scale, snapshots: list[tuple[int, Path]], before: dict[str, Any] | None,
+                 progress: bool = True, compute: bool = True) -> dict[str, Any] | None:
+    """The last snapshot trained for at most :data:`INCEPTION_BUDGET_HOURS`, scored like the headline's Inception
+    row: the headline sampler at the headline's N, seed 0, classifier- and Inception-FID with their floors at that
+    N. ``before`` (the file's earlier budget point) is kept while its snapshot and samples are the same; else, or
+    when no snapshot is within the budget, None unless ``compute``."""
+    from mnist_diffusion.evaluation import evaluate
+
+    within = [(step, path, stats) for step, path in snapshots
+              if (stats := load_checkpoint(path)["stats"])["train_seconds"] <= INCEPTION_BUDGET_HOURS * 3600]
+    if not within:
+        return None
+    step, path, stats = within[-1]
+    headline = get_experiment(name).evaluations_at(scale)[0]
+    cache = run_dir(name, scale) / "samples"
+    samples = sample_file(path, headline.options, headline.n, 0, cache).name
+    if before and (before.get("step"), before.get("samples")) == (step, samples):
+        return before
+    if not compute:
+        return None
+    images, _ = draw_samples(path, headline.options, headline.n, 0, cache, progress)
+    metrics = evaluate([images], n=headline.n, seeds=[0], inception=True, progress=progress)["metrics"]
+    return {"step": step, "train_seconds": round(stats["train_seconds"], 2), "images_seen": stats["images_seen"],
+            "n": headline.n, "seed": 0, "samples": samples, "budget_hours": INCEPTION_BUDGET_HOURS,
+            **{key: metrics[key]["value"] for key in (*CURVE_METRICS, INCEPTION_KEY)},
+            "fid_floor": metrics["fid"]["floor"], "inception_floor": metrics[INCEPTION_KEY]["floor"]}
 
 
 def same_ema_weights(a: Path, b: Path) -> bool:
@@ -411,7 +441,9 @@ def summarise(scale: Scale | str | None = None) -> Path:
                  **{extra: record.get(extra) for extra in ("restoration", "endpoint", "step_error", "copying",
                                                           "prior_selection", "trace_information")},
                  "curve": (curve := read_json(root / name / "curve.json")).get("points"),
-                 "curve_ends_at_published_weights": curve.get("ends_at_published_weights")}
+                 "curve_ends_at_published_weights": curve.get("ends_at_published_weights"),
+                 "curve_options": (options := curve_options(curve)) and options.to_dict(),
+                 "curve_budget": curve.get("budget")}
         sections[SUMMARY_SECTIONS[e.group]][name] = entry
     floors = {str(n): {k: {"value": m["value"], "std": m["std"]} for k, m in data["metrics"].items()}
               for n, data in committed_floors().items()}
