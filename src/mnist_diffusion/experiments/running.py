@@ -22,7 +22,8 @@ from mnist_diffusion.errors import UserError
 from mnist_diffusion.experiments.draws import draw_samples, sample_file, weights_digest
 from mnist_diffusion.experiments.registry import (
     COPYING_N, CURVE_METRICS, CURVE_N, CURVE_SEED, ENDPOINT_N, EXPERIMENTS, HEADLINES, INCEPTION_BUDGET_HOURS,
-    PILOT_CONTROL, RESTORATION_N, SELECTION_SEED, STEP_ERROR_N, STUDY_FACTORS, STUDY_STEPS, SUMMARY_SECTIONS, Evaluation, data_free,
+    PILOT_CONTROL, RESTORATION_N, SELECTION_SEED, STEP_ERROR_N, STUDY_FACTORS, STUDY_STEPS, SUMMARY_SECTIONS,
+    Evaluation, data_free,
     experiment_config, get_experiment, published_weights, read_json, relative, results_dir, run_dir,
 )
 from mnist_diffusion.experiments.results import curve_options
@@ -233,16 +234,21 @@ def require_inception() -> None:
         raise UserError(reason.replace("Inception-FID skipped", "cannot compute Inception-FID"))
 
 
-def inception_fid_row(weights: Path, headline: Evaluation, cache: Path, progress: bool = True) -> dict[str, Any]:
-    """Inception-FID of the headline's seed-0 sample set (drawn or taken from ``cache``) at the headline's N, as a
-    metrics row with its floor at that N. One seed because the network runs at a few images per second on a CPU
-    (the seed-0 set, its test reference and the floor's training images: 3 N images)."""
+def seed0_with_inception(weights: Path, headline: Evaluation, cache: Path, progress: bool = True) -> dict[str, Any]:
+    """Every metric, Inception-FID included, of the headline's seed-0 sample set (drawn or taken from ``cache``) at
+    the headline's N, each row with its floor at that N. One seed because the network runs at a few images per second
+    on a CPU (the seed-0 set, its test reference and the floor's training images: 3 N images)."""
     from mnist_diffusion.evaluation import evaluate
 
     require_inception()
     images, _ = draw_samples(weights, headline.options, headline.n, 0, cache, progress)
-    row = evaluate([images], n=headline.n, seeds=[0], inception=True, progress=progress)["metrics"][INCEPTION_KEY]
-    return {**row, "seeds": [0]}
+    return evaluate([images], n=headline.n, seeds=[0], inception=True, progress=progress)["metrics"]
+
+
+def inception_fid_row(weights: Path, headline: Evaluation, cache: Path, progress: bool = True) -> dict[str, Any]:
+    """Inception-FID of the headline's seed-0 sample set at the headline's N, as a metrics row with its floor
+    (:func:`seed0_with_inception`)."""
+    return {**seed0_with_inception(weights, headline, cache, progress)[INCEPTION_KEY], "seeds": [0]}
 
 
 def restoration(weights: Path, n: int = RESTORATION_N) -> dict[str, Any]:
@@ -373,8 +379,6 @@ def budget_point(name: str, scale: Scale, snapshots: list[tuple[int, Path]], bef
     row: the headline sampler at the headline's N, seed 0, classifier- and Inception-FID with their floors at that
     N. ``before`` (the file's earlier budget point) is kept while its snapshot and samples are the same; else, or
     when no snapshot is within the budget, None unless ``compute``."""
-    from mnist_diffusion.evaluation import evaluate
-
     within = [(step, path, stats) for step, path in snapshots
               if (stats := load_checkpoint(path)["stats"])["train_seconds"] <= INCEPTION_BUDGET_HOURS * 3600]
     if not within:
@@ -387,8 +391,7 @@ def budget_point(name: str, scale: Scale, snapshots: list[tuple[int, Path]], bef
         return before
     if not compute:
         return None
-    images, _ = draw_samples(path, headline.options, headline.n, 0, cache, progress)
-    metrics = evaluate([images], n=headline.n, seeds=[0], inception=True, progress=progress)["metrics"]
+    metrics = seed0_with_inception(path, headline, cache, progress)
     return {"step": step, "train_seconds": round(stats["train_seconds"], 2), "images_seen": stats["images_seen"],
             "n": headline.n, "seed": 0, "samples": samples, "budget_hours": INCEPTION_BUDGET_HOURS,
             **{key: metrics[key]["value"] for key in (*CURVE_METRICS, INCEPTION_KEY)},
